@@ -1,0 +1,211 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Version is the wire format version written in every encoded envelope.
+const Version byte = 1
+
+// Kind says what an envelope is for. The numeric values are part of the wire
+// format and never change meaning.
+type Kind uint8
+
+// The kinds of message that pass between the roles.
+const (
+	// KindHello: worker, collector or metadata source -> distributor; the
+	// first message of a peer. Role says which; TaskType is a worker's type.
+	KindHello Kind = 1
+	// KindWelcome: distributor -> peer; the handshake reply. Payload is the
+	// encoded metadata map (empty without metadata).
+	KindWelcome Kind = 2
+	// KindReady: worker -> distributor; Count more items may be sent.
+	KindReady Kind = 3
+	// KindWork: distributor -> worker; one work item.
+	KindWork Kind = 4
+	// KindResult: worker -> collector; the item's result value.
+	KindResult Kind = 5
+	// KindFailure: worker -> collector; the item failed, Payload is the
+	// error text.
+	KindFailure Kind = 6
+	// KindAck: collector -> distributor; the item is done. FlagFailed marks a
+	// failed item; Payload is the collector's ack data.
+	KindAck Kind = 7
+	// KindMetadata: metadata source -> distributor with the metadata map;
+	// distributor -> source, with an empty payload, to confirm it.
+	KindMetadata Kind = 8
+	// KindHeartbeat: liveness between peers. Reserved.
+	KindHeartbeat Kind = 9
+	// KindEnd: distributor -> peer; the run is over. An empty payload means
+	// it completed; otherwise Payload is why it was aborted.
+	KindEnd Kind = 10
+	// KindBye: peer -> distributor; the peer saw KindEnd and is leaving.
+	KindBye Kind = 11
+	// KindReject: distributor -> peer; the handshake was refused. Count is a
+	// RejectCode, Payload the reason.
+	KindReject Kind = 12
+
+	maxKind = KindReject
+)
+
+var kindNames = [...]string{
+	KindHello: "hello", KindWelcome: "welcome", KindReady: "ready", KindWork: "work",
+	KindResult: "result", KindFailure: "failure", KindAck: "ack", KindMetadata: "metadata",
+	KindHeartbeat: "heartbeat", KindEnd: "end", KindBye: "bye", KindReject: "reject",
+}
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	if k >= 1 && k <= maxKind {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Role says which component a peer is.
+type Role uint8
+
+// Roles, as carried by KindHello.
+const (
+	RoleWorker    Role = 1
+	RoleCollector Role = 2
+	RoleMetadata  Role = 3
+)
+
+// String returns the role's name.
+func (r Role) String() string {
+	switch r {
+	case RoleWorker:
+		return "worker"
+	case RoleCollector:
+		return "collector"
+	case RoleMetadata:
+		return "metadata"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// RejectCode says why a handshake was refused (KindReject's Count).
+type RejectCode uint32
+
+// Reject codes.
+const (
+	RejectUnknownTaskType RejectCode = 1
+	RejectDuplicate       RejectCode = 2
+	RejectUnexpected      RejectCode = 3
+)
+
+// Flags on an envelope.
+const (
+	// FlagFailed on KindAck: the item failed.
+	FlagFailed uint8 = 1 << 0
+)
+
+// Envelope is one message between roles. The transport moves envelopes; the
+// engine gives them meaning. Payload is opaque to the transport (the engine
+// encodes user values with a Codec).
+type Envelope struct {
+	Kind     Kind
+	Role     Role
+	Flags    uint8
+	Attempt  uint32
+	Count    uint32
+	ItemID   uint64
+	TaskType string
+	Payload  []byte
+}
+
+// Wire layout of an encoded envelope (all integers big-endian):
+//
+//	offset size field
+//	0      1    version (1)
+//	1      1    kind
+//	2      1    role
+//	3      1    flags
+//	4      4    attempt
+//	8      4    count
+//	12     8    item id
+//	20     2    task type length n
+//	22     n    task type (UTF-8)
+//	22+n   ...  payload (the rest)
+const headerLen = 22
+
+// MaxTaskTypeLen is the longest task type the wire format carries.
+const MaxTaskTypeLen = 1<<16 - 1
+
+// Errors from UnmarshalBinary, matchable with errors.Is.
+var (
+	ErrShortMessage   = errors.New("transport: message shorter than its header")
+	ErrVersion        = errors.New("transport: unknown wire version")
+	ErrUnknownKind    = errors.New("transport: unknown message kind")
+	ErrTaskTypeLength = errors.New("transport: task type length past the end of the message")
+)
+
+// EncodedLen returns the size of the encoded envelope.
+func (e *Envelope) EncodedLen() int { return headerLen + len(e.TaskType) + len(e.Payload) }
+
+// AppendBinary appends the wire encoding of e to b.
+func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
+	if len(e.TaskType) > MaxTaskTypeLen {
+		return b, fmt.Errorf("transport: task type is %d bytes, over %d", len(e.TaskType), MaxTaskTypeLen)
+	}
+	if e.Kind < 1 || e.Kind > maxKind {
+		return b, fmt.Errorf("%w: %d", ErrUnknownKind, e.Kind)
+	}
+	b = append(b, Version, byte(e.Kind), byte(e.Role), e.Flags)
+	b = binary.BigEndian.AppendUint32(b, e.Attempt)
+	b = binary.BigEndian.AppendUint32(b, e.Count)
+	b = binary.BigEndian.AppendUint64(b, e.ItemID)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.TaskType)))
+	b = append(b, e.TaskType...)
+	return append(b, e.Payload...), nil
+}
+
+// MarshalBinary returns the wire encoding of e.
+func (e *Envelope) MarshalBinary() ([]byte, error) {
+	return e.AppendBinary(make([]byte, 0, e.EncodedLen()))
+}
+
+// UnmarshalBinary decodes data into e. The payload is copied, so data may be
+// reused afterwards. A message of an unknown version or kind, or one that is
+// cut short, is an error and leaves e unchanged.
+func (e *Envelope) UnmarshalBinary(data []byte) error {
+	if len(data) < headerLen {
+		return fmt.Errorf("%w: %d bytes, want at least %d", ErrShortMessage, len(data), headerLen)
+	}
+	if data[0] != Version {
+		return fmt.Errorf("%w: %d, want %d", ErrVersion, data[0], Version)
+	}
+	kind := Kind(data[1])
+	if kind < 1 || kind > maxKind {
+		return fmt.Errorf("%w: %d", ErrUnknownKind, data[1])
+	}
+	n := int(binary.BigEndian.Uint16(data[20:22]))
+	if headerLen+n > len(data) {
+		return fmt.Errorf("%w: %d bytes at offset %d of %d", ErrTaskTypeLength, n, headerLen, len(data))
+	}
+	*e = Envelope{
+		Kind:     kind,
+		Role:     Role(data[2]),
+		Flags:    data[3],
+		Attempt:  binary.BigEndian.Uint32(data[4:8]),
+		Count:    binary.BigEndian.Uint32(data[8:12]),
+		ItemID:   binary.BigEndian.Uint64(data[12:20]),
+		TaskType: string(data[headerLen : headerLen+n]),
+	}
+	if rest := data[headerLen+n:]; len(rest) > 0 {
+		e.Payload = append([]byte(nil), rest...)
+	}
+	return nil
+}
+
+// Clone returns a copy of e that shares no memory with it.
+func (e *Envelope) Clone() Envelope {
+	c := *e
+	if e.Payload != nil {
+		c.Payload = append([]byte(nil), e.Payload...)
+	}
+	return c
+}

@@ -1,0 +1,193 @@
+package transport_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseEndpointValid(t *testing.T) {
+	tests := []struct {
+		in   string
+		want transport.Endpoint
+	}{
+		{"inproc://work", transport.Endpoint{Scheme: "inproc", Name: "work"}},
+		{"ipc:///tmp/w.ipc", transport.Endpoint{Scheme: "ipc", Path: "/tmp/w.ipc"}},
+		{"ipc://worker.ipc", transport.Endpoint{Scheme: "ipc", Path: "worker.ipc"}},
+		{"tcp://127.0.0.1:5558", transport.Endpoint{Scheme: "tcp", Host: "127.0.0.1", Port: 5558}},
+		{"tcp://localhost:1", transport.Endpoint{Scheme: "tcp", Host: "localhost", Port: 1}},
+		{"tcp://*:65535", transport.Endpoint{Scheme: "tcp", Host: "*", Port: 65535}},
+		{"tcp://[::1]:80", transport.Endpoint{Scheme: "tcp", Host: "::1", Port: 80}},
+		{"tcp://eth0:80", transport.Endpoint{Scheme: "tcp", Host: "eth0", Port: 80}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := transport.ParseEndpoint(tt.in)
+			require.NoError(t, err)
+			assert.Equal(t, tt.in, got.String())
+			assert.Equal(t, tt.want.Scheme, got.Scheme)
+			assert.Equal(t, tt.want.Name, got.Name)
+			assert.Equal(t, tt.want.Path, got.Path)
+			assert.Equal(t, tt.want.Host, got.Host)
+			assert.Equal(t, tt.want.Port, got.Port)
+		})
+	}
+}
+
+func TestParseEndpointInvalid(t *testing.T) {
+	longPath := "ipc:///" + strings.Repeat("p", transport.MaxIPCPath)
+	tests := []struct {
+		in, reason string
+	}{
+		{"", "scheme://"},
+		{"localhost:5555", "scheme://"},
+		{"udp://127.0.0.1:5", "unknown scheme"},
+		{"inproc://", "empty inproc name"},
+		{"ipc://", "empty ipc path"},
+		{longPath, "over the OS limit"},
+		{"tcp://127.0.0.1", "host:port"},
+		{"tcp://:5555", "empty host"},
+		{"tcp://127.0.0.1:0", "not in 1-65535"},
+		{"tcp://127.0.0.1:65536", "not in 1-65535"},
+		{"tcp://127.0.0.1:http", "not in 1-65535"},
+		{"tcp://bad host:80", "character"},
+		{"tcp://a..b:80", "label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := transport.ParseEndpoint(tt.in)
+			require.ErrorIs(t, err, transport.ErrInvalidEndpoint)
+			var epErr *transport.EndpointError
+			require.ErrorAs(t, err, &epErr)
+			assert.Equal(t, tt.in, epErr.Endpoint)
+			assert.Contains(t, err.Error(), tt.reason)
+			assert.Contains(t, err.Error(), `"`+tt.in+`"`, "the error names the endpoint")
+		})
+	}
+}
+
+func TestIPCPathAtLimitIsValid(t *testing.T) {
+	_, err := transport.ParseEndpoint("ipc://" + strings.Repeat("p", transport.MaxIPCPath))
+	assert.NoError(t, err)
+}
+
+func TestForEndpointWithoutTransport(t *testing.T) {
+	_, err := transport.Listen(context.Background(), "tcp://127.0.0.1:5555")
+	require.ErrorIs(t, err, transport.ErrNoTransport)
+	assert.Contains(t, err.Error(), "tcp://127.0.0.1:5555")
+	_, err = transport.Dial(context.Background(), "bogus")
+	assert.ErrorIs(t, err, transport.ErrInvalidEndpoint)
+}
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	in := transport.Envelope{
+		Kind: transport.KindAck, Role: transport.RoleCollector, Flags: transport.FlagFailed,
+		Attempt: 3, Count: 7, ItemID: 1<<40 + 5, TaskType: "calc", Payload: []byte{1, 2, 3},
+	}
+	b, err := in.MarshalBinary()
+	require.NoError(t, err)
+	assert.Len(t, b, in.EncodedLen())
+	var out transport.Envelope
+	require.NoError(t, out.UnmarshalBinary(b))
+	assert.Equal(t, in, out)
+	b[len(b)-1] = 9
+	assert.Equal(t, byte(3), out.Payload[2], "decoded payload does not alias the input")
+}
+
+func TestEnvelopeRejectsMalformed(t *testing.T) {
+	good, err := (&transport.Envelope{Kind: transport.KindWork, TaskType: "abc"}).MarshalBinary()
+	require.NoError(t, err)
+	mutate := func(f func([]byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"empty", nil, transport.ErrShortMessage},
+		{"short", good[:10], transport.ErrShortMessage},
+		{"version", mutate(func(b []byte) []byte { b[0] = 2; return b }), transport.ErrVersion},
+		{"kind zero", mutate(func(b []byte) []byte { b[1] = 0; return b }), transport.ErrUnknownKind},
+		{"kind past last", mutate(func(b []byte) []byte { b[1] = 200; return b }), transport.ErrUnknownKind},
+		{"task type cut", good[:len(good)-1], transport.ErrTaskTypeLength},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := transport.Envelope{ItemID: 42}
+			e := before
+			assert.ErrorIs(t, e.UnmarshalBinary(tt.data), tt.want)
+			assert.Equal(t, before, e, "a failed decode leaves the envelope alone")
+		})
+	}
+}
+
+func TestEnvelopeMarshalRejectsBadKindAndLongType(t *testing.T) {
+	_, err := (&transport.Envelope{Kind: 0}).MarshalBinary()
+	assert.ErrorIs(t, err, transport.ErrUnknownKind)
+	_, err = (&transport.Envelope{Kind: transport.KindWork, TaskType: strings.Repeat("t", transport.MaxTaskTypeLen+1)}).MarshalBinary()
+	assert.Error(t, err)
+}
+
+func TestKindAndRoleNames(t *testing.T) {
+	assert.Equal(t, "work", transport.KindWork.String())
+	assert.Equal(t, "kind(99)", transport.Kind(99).String())
+	assert.Equal(t, "collector", transport.RoleCollector.String())
+	assert.Equal(t, "role(9)", transport.Role(9).String())
+}
+
+func TestMsgpackRoundTrip(t *testing.T) {
+	type work struct {
+		Workload float64
+		Name     string
+	}
+	b, err := transport.Msgpack.Marshal(work{Workload: 0.01, Name: "x"})
+	require.NoError(t, err)
+	var w work
+	require.NoError(t, transport.Msgpack.Unmarshal(b, &w))
+	assert.Equal(t, work{Workload: 0.01, Name: "x"}, w)
+
+	b, err = transport.Msgpack.Marshal(map[string]any{"n": int8(3), "big": uint64(1 << 40), "s": "v", "nested": map[string]any{"k": 1}})
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, transport.Msgpack.Unmarshal(b, &m))
+	assert.Equal(t, int64(3), m["n"], "loose decoding widens integers")
+	assert.Equal(t, uint64(1<<40), m["big"])
+	assert.Equal(t, "v", m["s"])
+	assert.Equal(t, map[string]any{"k": int64(1)}, m["nested"])
+	assert.Equal(t, "msgpack", transport.Msgpack.Name())
+}
+
+func FuzzEnvelopeUnmarshal(f *testing.F) {
+	for _, e := range []transport.Envelope{
+		{Kind: transport.KindWork, TaskType: "calc", ItemID: 9, Payload: []byte{0x81, 0xa1, 0x61, 0x01}},
+		{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: "t"},
+		{Kind: transport.KindEnd},
+	} {
+		b, err := e.MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{1, 4})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var e transport.Envelope
+		if err := e.UnmarshalBinary(data); err != nil {
+			return
+		}
+		again, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatalf("decoded envelope does not encode: %v", err)
+		}
+		if string(again) != string(data) {
+			t.Fatalf("round trip changed the bytes:\n%x\n%x", data, again)
+		}
+	})
+}
