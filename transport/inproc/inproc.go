@@ -1,0 +1,300 @@
+// Package inproc is the in-process transport: Listeners and Conns on Go
+// channels, for endpoints "inproc://name". Importing it registers the scheme
+// with package transport (the engine imports it, so inproc always works).
+//
+// It behaves like a network where that matters for correctness: endpoints are
+// named in one process-wide namespace (like a ZeroMQ context's inproc names),
+// a Dial may come before the Listen and its sends wait until the Listen,
+// buffers are bounded (a full buffer blocks the sender until ctx ends),
+// payloads are copied on every send, and when a Listener closes its Conns
+// wait for a new Listener of the same name, as ZeroMQ reconnects. Unlike a
+// network it never loses or reorders a message between live ends.
+//
+// It starts no goroutines: every call runs on its caller's goroutine.
+package inproc
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// DefaultBufferSize is the number of messages a Listener's inbox and each
+// Conn's inbox hold before Send blocks.
+const DefaultBufferSize = 1024
+
+func init() { transport.Register(transport.SchemeInproc, Transport{}) }
+
+// Transport serves inproc endpoints from the process-wide namespace.
+// The zero value uses DefaultBufferSize.
+type Transport struct {
+	// BufferSize overrides DefaultBufferSize when positive.
+	BufferSize int
+}
+
+var _ transport.Transport = Transport{}
+
+type namespace struct {
+	mu        sync.Mutex
+	listeners map[string]*listener
+	pending   map[string]map[*conn]struct{} // conns waiting for a Listen
+}
+
+var ns = namespace{
+	listeners: make(map[string]*listener),
+	pending:   make(map[string]map[*conn]struct{}),
+}
+
+var peerSeq atomic.Uint64
+
+func (t Transport) size() int {
+	if t.BufferSize > 0 {
+		return t.BufferSize
+	}
+	return DefaultBufferSize
+}
+
+// Listen binds the name. A second Listen of a bound name fails with
+// transport.ErrAddrInUse.
+func (t Transport) Listen(ctx context.Context, ep transport.Endpoint) (transport.Listener, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ep.Scheme != transport.SchemeInproc {
+		return nil, fmt.Errorf("inproc: endpoint %q is not inproc://", ep)
+	}
+	l := &listener{
+		name:   ep.Name,
+		inbox:  make(chan delivery, t.size()),
+		closed: make(chan struct{}),
+		peers:  make(map[transport.PeerID]*conn),
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if _, ok := ns.listeners[ep.Name]; ok {
+		return nil, fmt.Errorf("inproc: listen %q: %w", ep, transport.ErrAddrInUse)
+	}
+	ns.listeners[ep.Name] = l
+	for c := range ns.pending[ep.Name] {
+		l.attach(c)
+	}
+	delete(ns.pending, ep.Name)
+	return l, nil
+}
+
+// Dial returns at once; until a Listener of the name exists, the Conn's
+// sends wait for it.
+func (t Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ep.Scheme != transport.SchemeInproc {
+		return nil, fmt.Errorf("inproc: endpoint %q is not inproc://", ep)
+	}
+	c := &conn{
+		name:     ep.Name,
+		inbox:    make(chan transport.Envelope, t.size()),
+		closed:   make(chan struct{}),
+		attached: make(chan struct{}),
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if l, ok := ns.listeners[ep.Name]; ok {
+		l.attach(c)
+	} else {
+		ns.wait(c)
+	}
+	return c, nil
+}
+
+// wait parks c until a Listen of its name. Caller holds ns.mu.
+func (n *namespace) wait(c *conn) {
+	set := n.pending[c.name]
+	if set == nil {
+		set = make(map[*conn]struct{})
+		n.pending[c.name] = set
+	}
+	set[c] = struct{}{}
+}
+
+type delivery struct {
+	from transport.PeerID
+	env  transport.Envelope
+}
+
+type listener struct {
+	name      string
+	inbox     chan delivery
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu    sync.Mutex
+	peers map[transport.PeerID]*conn
+}
+
+// attach connects c to l. Caller holds ns.mu.
+func (l *listener) attach(c *conn) {
+	id := transport.PeerID("inproc-" + strconv.FormatUint(peerSeq.Add(1), 10))
+	l.mu.Lock()
+	l.peers[id] = c
+	l.mu.Unlock()
+	c.mu.Lock()
+	c.l, c.id = l, id
+	close(c.attached)
+	c.mu.Unlock()
+}
+
+func (l *listener) Recv(ctx context.Context) (transport.PeerID, transport.Envelope, error) {
+	select {
+	case <-l.closed:
+		return "", transport.Envelope{}, transport.ErrClosed
+	default:
+	}
+	select {
+	case d := <-l.inbox:
+		return d.from, d.env, nil
+	case <-l.closed:
+		return "", transport.Envelope{}, transport.ErrClosed
+	case <-ctx.Done():
+		return "", transport.Envelope{}, ctx.Err()
+	}
+}
+
+func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.Envelope) error {
+	l.mu.Lock()
+	c := l.peers[to]
+	l.mu.Unlock()
+	select {
+	case <-l.closed:
+		return transport.ErrClosed
+	default:
+	}
+	if c == nil {
+		return fmt.Errorf("inproc %q: send to %s: %w", l.name, to, transport.ErrUnknownPeer)
+	}
+	select {
+	case c.inbox <- env.Clone():
+		return nil
+	case <-c.closed:
+		return fmt.Errorf("inproc %q: send to %s: %w", l.name, to, transport.ErrUnknownPeer)
+	case <-l.closed:
+		return transport.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close unbinds the name; its Conns wait for the next Listener of it.
+func (l *listener) Close() error {
+	err := transport.ErrClosed
+	l.closeOnce.Do(func() {
+		err = nil
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		close(l.closed)
+		if ns.listeners[l.name] == l {
+			delete(ns.listeners, l.name)
+		}
+		l.mu.Lock()
+		peers := l.peers
+		l.peers = nil
+		l.mu.Unlock()
+		for _, c := range peers {
+			c.mu.Lock()
+			c.l, c.id = nil, ""
+			c.attached = make(chan struct{})
+			c.mu.Unlock()
+			ns.wait(c)
+		}
+	})
+	return err
+}
+
+type conn struct {
+	name      string
+	inbox     chan transport.Envelope
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	l        *listener
+	id       transport.PeerID
+	attached chan struct{} // closed when l is set
+}
+
+func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
+	env = env.Clone()
+	for {
+		c.mu.Lock()
+		l, id, attached := c.l, c.id, c.attached
+		c.mu.Unlock()
+		if l == nil {
+			select {
+			case <-attached:
+				continue
+			case <-c.closed:
+				return transport.ErrClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		select {
+		case <-c.closed:
+			return transport.ErrClosed
+		default:
+		}
+		select {
+		case l.inbox <- delivery{from: id, env: env}:
+			return nil
+		case <-l.closed:
+			// The listener went away; wait for the next one of this name.
+		case <-c.closed:
+			return transport.ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *conn) Recv(ctx context.Context) (transport.Envelope, error) {
+	select {
+	case <-c.closed:
+		return transport.Envelope{}, transport.ErrClosed
+	default:
+	}
+	select {
+	case env := <-c.inbox:
+		return env, nil
+	case <-c.closed:
+		return transport.Envelope{}, transport.ErrClosed
+	case <-ctx.Done():
+		return transport.Envelope{}, ctx.Err()
+	}
+}
+
+func (c *conn) Close() error {
+	err := transport.ErrClosed
+	c.closeOnce.Do(func() {
+		err = nil
+		ns.mu.Lock()
+		defer ns.mu.Unlock()
+		close(c.closed)
+		c.mu.Lock()
+		l, id := c.l, c.id
+		c.mu.Unlock()
+		if l != nil {
+			l.mu.Lock()
+			delete(l.peers, id)
+			l.mu.Unlock()
+		}
+		delete(ns.pending[c.name], c)
+		if len(ns.pending[c.name]) == 0 {
+			delete(ns.pending, c.name)
+		}
+	})
+	return err
+}

@@ -1,0 +1,93 @@
+package inproc_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/inproc"
+	"github.com/zmqpipeline/zmqpipeline/transport/transporttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var seq atomic.Int64
+
+func newEndpoint(t *testing.T) string {
+	return fmt.Sprintf("inproc://%s-%d", t.Name(), seq.Add(1))
+}
+
+func TestConformance(t *testing.T) {
+	transporttest.Run(t, transporttest.Suite{Transport: inproc.Transport{}, NewEndpoint: newEndpoint})
+}
+
+func TestConformanceSmallBuffers(t *testing.T) {
+	transporttest.Run(t, transporttest.Suite{Transport: inproc.Transport{BufferSize: 1}, NewEndpoint: newEndpoint})
+}
+
+func TestRegisteredForInprocScheme(t *testing.T) {
+	ctx := context.Background()
+	ep := newEndpoint(t)
+	l, err := transport.Listen(ctx, ep)
+	require.NoError(t, err)
+	defer l.Close()
+	c, err := transport.Dial(ctx, ep)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindHello}))
+	_, env, err := l.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, transport.KindHello, env.Kind)
+}
+
+func TestConnWaitsForNextListenerAfterClose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ep := newEndpoint(t)
+	parsed, err := transport.ParseEndpoint(ep)
+	require.NoError(t, err)
+	tr := inproc.Transport{}
+	l1, err := tr.Listen(ctx, parsed)
+	require.NoError(t, err)
+	c, err := tr.Dial(ctx, parsed)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, l1.Close())
+
+	sent := make(chan error, 1)
+	go func() { sent <- c.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: 3}) }()
+	l2, err := tr.Listen(ctx, parsed)
+	require.NoError(t, err)
+	defer l2.Close()
+	_, env, err := l2.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(3), env.Count)
+	require.NoError(t, <-sent)
+}
+
+func TestFullBufferBlocksUntilCancel(t *testing.T) {
+	ctx := context.Background()
+	ep := newEndpoint(t)
+	parsed, err := transport.ParseEndpoint(ep)
+	require.NoError(t, err)
+	tr := inproc.Transport{BufferSize: 1}
+	l, err := tr.Listen(ctx, parsed)
+	require.NoError(t, err)
+	defer l.Close()
+	c, err := tr.Dial(ctx, parsed)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindReady}))
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Send(sctx, transport.Envelope{Kind: transport.KindReady}) }()
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+}
