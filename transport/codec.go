@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"math"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -19,9 +20,10 @@ type Codec interface {
 }
 
 // Msgpack is the default Codec, MessagePack as in the original library.
-// Decoding into an interface value yields int64, uint64, float64, string,
-// []byte, []any and map[string]any (loose decoding), so numbers look the same
-// whichever integer width the sender used.
+// Decoding into an interface value (any, []any, map[string]any) yields
+// int64 for every integer that fits one (uint64 only above math.MaxInt64),
+// float64, string, []byte, []any and map[string]any, so a number looks the
+// same whatever width the sender used.
 var Msgpack Codec = msgpackCodec{}
 
 type msgpackCodec struct{}
@@ -37,7 +39,40 @@ func (msgpackCodec) Unmarshal(data []byte, v any) error {
 	defer msgpackDecoders.Put(d)
 	d.Reset(bytes.NewReader(data))
 	d.UseLooseInterfaceDecoding(true)
-	return d.Decode(v)
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	switch p := v.(type) {
+	case *any:
+		*p = signedInts(*p)
+	case *map[string]any:
+		signedInts(*p)
+	case *[]any:
+		signedInts(*p)
+	}
+	return nil
+}
+
+// signedInts turns every uint64 that fits an int64 into an int64, in place
+// inside maps and slices. MessagePack writes non-negative numbers as
+// unsigned, which would otherwise make 200 come back as uint64 but 5 as
+// int64.
+func signedInts(v any) any {
+	switch x := v.(type) {
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = signedInts(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = signedInts(e)
+		}
+	}
+	return v
 }
 
 func (msgpackCodec) Name() string { return "msgpack" }

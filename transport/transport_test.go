@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -153,14 +154,25 @@ func TestMsgpackRoundTrip(t *testing.T) {
 	require.NoError(t, transport.Msgpack.Unmarshal(b, &w))
 	assert.Equal(t, work{Workload: 0.01, Name: "x"}, w)
 
-	b, err = transport.Msgpack.Marshal(map[string]any{"n": int8(3), "big": uint64(1 << 40), "s": "v", "nested": map[string]any{"k": 1}})
+	b, err = transport.Msgpack.Marshal(map[string]any{
+		"n": int8(3), "big": uint64(1 << 40), "huge": uint64(math.MaxUint64), "neg": -300, "s": "v",
+		"nested": map[string]any{"k": 200}, "list": []any{1, 300},
+	})
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, transport.Msgpack.Unmarshal(b, &m))
-	assert.Equal(t, int64(3), m["n"], "loose decoding widens integers")
-	assert.Equal(t, uint64(1<<40), m["big"])
+	assert.Equal(t, int64(3), m["n"], "integers come back as int64")
+	assert.Equal(t, int64(1<<40), m["big"])
+	assert.Equal(t, uint64(math.MaxUint64), m["huge"], "only what int64 cannot hold stays uint64")
+	assert.Equal(t, int64(-300), m["neg"])
+	assert.Equal(t, []any{int64(1), int64(300)}, m["list"])
+	var single any
+	b, err = transport.Msgpack.Marshal(200)
+	require.NoError(t, err)
+	require.NoError(t, transport.Msgpack.Unmarshal(b, &single))
+	assert.Equal(t, int64(200), single)
 	assert.Equal(t, "v", m["s"])
-	assert.Equal(t, map[string]any{"k": int64(1)}, m["nested"])
+	assert.Equal(t, map[string]any{"k": int64(200)}, m["nested"])
 	assert.Equal(t, "msgpack", transport.Msgpack.Name())
 }
 

@@ -4,11 +4,13 @@
 //
 // It behaves like a network where that matters for correctness: endpoints are
 // named in one process-wide namespace (like a ZeroMQ context's inproc names),
-// a Dial may come before the Listen and its sends wait until the Listen,
-// buffers are bounded (a full buffer blocks the sender until ctx ends),
-// payloads are copied on every send, and when a Listener closes its Conns
-// wait for a new Listener of the same name, as ZeroMQ reconnects. Unlike a
-// network it never loses or reorders a message between live ends.
+// a Dial may come before the Listen, buffers are bounded (a full buffer
+// blocks the sender until ctx ends), payloads are copied on every send, and
+// when a Listener closes its Conns wait for a new Listener of the same name,
+// as ZeroMQ reconnects. As with ZeroMQ, a Conn with no Listener queues up to
+// BufferSize messages without blocking and hands them to the next Listener;
+// closing it drops them. Unlike a network it never loses or reorders a
+// message between live ends.
 //
 // It starts no goroutines: every call runs on its caller's goroutine.
 package inproc
@@ -97,6 +99,7 @@ func (t Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.C
 	}
 	c := &conn{
 		name:     ep.Name,
+		size:     t.size(),
 		inbox:    make(chan transport.Envelope, t.size()),
 		closed:   make(chan struct{}),
 		attached: make(chan struct{}),
@@ -132,20 +135,28 @@ type listener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu    sync.Mutex
-	peers map[transport.PeerID]*conn
+	mu       sync.Mutex
+	peers    map[transport.PeerID]*conn
+	backlog  []delivery   // queued by conns before they attached; older than inbox
+	nBacklog atomic.Int32 // len(backlog), to skip the lock when empty
 }
 
-// attach connects c to l. Caller holds ns.mu.
+// attach connects c to l and takes over what c queued while it had no
+// listener. Caller holds ns.mu. Lock order: c.mu, then l.mu.
 func (l *listener) attach(c *conn) {
 	id := transport.PeerID("inproc-" + strconv.FormatUint(peerSeq.Add(1), 10))
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	l.mu.Lock()
 	l.peers[id] = c
+	for _, env := range c.backlog {
+		l.backlog = append(l.backlog, delivery{from: id, env: env})
+	}
+	l.nBacklog.Store(int32(len(l.backlog)))
 	l.mu.Unlock()
-	c.mu.Lock()
+	c.backlog = nil
 	c.l, c.id = l, id
 	close(c.attached)
-	c.mu.Unlock()
 }
 
 func (l *listener) Recv(ctx context.Context) (transport.PeerID, transport.Envelope, error) {
@@ -153,6 +164,17 @@ func (l *listener) Recv(ctx context.Context) (transport.PeerID, transport.Envelo
 	case <-l.closed:
 		return "", transport.Envelope{}, transport.ErrClosed
 	default:
+	}
+	if l.nBacklog.Load() > 0 {
+		l.mu.Lock()
+		if len(l.backlog) > 0 {
+			d := l.backlog[0]
+			l.backlog = l.backlog[1:]
+			l.nBacklog.Store(int32(len(l.backlog)))
+			l.mu.Unlock()
+			return d.from, d.env, nil
+		}
+		l.mu.Unlock()
 	}
 	select {
 	case d := <-l.inbox:
@@ -216,6 +238,7 @@ func (l *listener) Close() error {
 
 type conn struct {
 	name      string
+	size      int
 	inbox     chan transport.Envelope
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -223,7 +246,8 @@ type conn struct {
 	mu       sync.Mutex
 	l        *listener
 	id       transport.PeerID
-	attached chan struct{} // closed when l is set
+	attached chan struct{}        // closed when l is set
+	backlog  []transport.Envelope // sent while l was nil
 }
 
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
@@ -231,6 +255,17 @@ func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
 	for {
 		c.mu.Lock()
 		l, id, attached := c.l, c.id, c.attached
+		if l == nil && len(c.backlog) < c.size {
+			select {
+			case <-c.closed:
+				c.mu.Unlock()
+				return transport.ErrClosed
+			default:
+			}
+			c.backlog = append(c.backlog, env)
+			c.mu.Unlock()
+			return nil
+		}
 		c.mu.Unlock()
 		if l == nil {
 			select {

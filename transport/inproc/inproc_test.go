@@ -91,3 +91,30 @@ func TestFullBufferBlocksUntilCancel(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
 }
+
+func TestSendsWithoutListenerQueueThenArriveInOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	parsed, err := transport.ParseEndpoint(newEndpoint(t))
+	require.NoError(t, err)
+	tr := inproc.Transport{BufferSize: 4}
+	c, err := tr.Dial(ctx, parsed)
+	require.NoError(t, err)
+	defer c.Close()
+	for i := range uint64(4) {
+		require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindWork, ItemID: i}), "queued without blocking")
+	}
+	full, cancelFull := context.WithCancel(ctx)
+	cancelFull()
+	assert.ErrorIs(t, c.Send(full, transport.Envelope{Kind: transport.KindWork, ItemID: 99}), context.Canceled, "a full queue blocks")
+
+	l, err := tr.Listen(ctx, parsed)
+	require.NoError(t, err)
+	defer l.Close()
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindWork, ItemID: 4}))
+	for i := range uint64(5) {
+		_, env, err := l.Recv(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, i, env.ItemID)
+	}
+}

@@ -1,0 +1,67 @@
+// Package engine is the task pipeline: a Distributor hands the work items of
+// registered task types to Workers that asked for them, Workers send results
+// to a Collector, the Collector acknowledges each one back to the
+// Distributor, task types may depend on others, and a MetadataSource can
+// hand a map to everyone before work starts.
+//
+// # Roles and endpoints
+//
+// Every component takes the same Endpoints: the distributor binds
+// Endpoints.Distributor and the collector binds Endpoints.Collector; workers
+// dial both, the collector and the metadata source dial the distributor. The
+// scheme picks the transport: "inproc://" runs the pipeline as goroutines in
+// one process over channels, "ipc://" and "tcp://" over ZeroMQ (the ZeroMQ
+// transport registers itself when its package is imported). Task, worker and
+// collector code does not change between the two. Components may start in
+// any order. RunAll runs several components together.
+//
+// One endpoint per distributor, rather than the original's one per task type
+// plus a separate ACK endpoint, is a deliberate change: a worker names its
+// task type in its handshake, so a pipeline is configured by two strings
+// whatever its number of task types, and the distributor's single goroutine
+// sees credits, ACKs and metadata in one ordered stream.
+//
+// # An item's life
+//
+// A worker announces capacity (credits: its goroutines plus a small
+// prefetch window). For each credit the distributor asks the worker's task
+// for its next item, but only when the type's dependencies are complete, the
+// metadata (if awaited) arrived and the task is not waiting for an ACK. The
+// item goes to the worker that has waited longest. The worker executes it
+// and sends the result (or the failure) to the collector, then returns the
+// credit. The collector calls the user's handler and ACKs the item, with
+// any data the handler returned, to the distributor, which passes it to the
+// task's AckHandler. A task type is complete when its last item was
+// produced and every one of its items was acknowledged; only then do its
+// dependents get items.
+//
+// The run ends when every type is complete. The distributor then sends the
+// end to the collector and the workers and waits for each to confirm; the
+// collector runs its finished hook before confirming. Because the end
+// follows the last ACK, no result can still be in flight when it is sent.
+// If the distributor stops early (its context ends or a task fails) it tells
+// every peer, whose Run then returns an error wrapping ErrAborted.
+//
+// # Failures
+//
+// A worker handler's error or panic fails that item: the collector's failure
+// handler gets an *ItemError with the type, id, attempt and message, the item
+// is acknowledged as failed and the run goes on. A worker that stops early
+// hands back the items it had not finished; the distributor gives them to
+// another worker with the attempt number raised. Bad configuration is an
+// ErrInvalidConfig error from the constructor; a worker whose type the
+// distributor does not know gets ErrUnknownTaskType from Run.
+//
+// # Goroutines and logging
+//
+// Every component's Run returns only after every goroutine it started has
+// exited. Task methods run on the distributor's goroutine and need no
+// locking. Handlers should honour their context: Run waits for them.
+// Components log through log/slog (WithLogger), quietly by default, and
+// nothing per item unless the logger is at debug level.
+//
+// The engine imports the transport contract and, to make inproc endpoints
+// work with no set-up, the pure-Go package transport/inproc; it never
+// imports ZeroMQ, so a program that uses inproc endpoints alone builds with
+// CGO_ENABLED=0.
+package engine

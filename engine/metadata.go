@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// MetadataSource delivers the run's metadata map to a distributor created
+// with WithMetadata (the original's MetaDataWorker). The distributor hands
+// it to every task's Init, to every worker in its handshake and to the
+// collector, and gives out no work before it arrived.
+type MetadataSource struct {
+	ep      Endpoints
+	fetch   func(ctx context.Context) (Metadata, error)
+	s       settings
+	log     *slog.Logger
+	started atomic.Bool
+}
+
+// NewMetadataSource returns a source that calls fetch once per Run to get
+// the map. Options: WithLogger, WithCodec.
+func NewMetadataSource(ep Endpoints, fetch func(ctx context.Context) (Metadata, error), opts ...Option) (*MetadataSource, error) {
+	if fetch == nil {
+		return nil, invalid("metadata source: nil fetch function")
+	}
+	if err := ep.check("metadata source", true, false); err != nil {
+		return nil, err
+	}
+	s, err := newSettings(compMetadata, opts)
+	if err != nil {
+		return nil, fmt.Errorf("metadata source: %w", err)
+	}
+	return &MetadataSource{ep: ep, fetch: fetch, s: s, log: s.logger.With("component", compMetadata)}, nil
+}
+
+// Run fetches the metadata, sends it to the distributor and returns nil once
+// the distributor confirmed it. A distributor that did not ask for metadata,
+// or already has it, rejects it (ErrRejected). A MetadataSource runs once.
+func (m *MetadataSource) Run(ctx context.Context) error {
+	if !m.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	if err := m.run(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("metadata source: %w", err)
+	}
+	return nil
+}
+
+func (m *MetadataSource) run(ctx context.Context) error {
+	var md Metadata
+	if err := protect(func() (err error) { md, err = m.fetch(ctx); return err }); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	if md == nil {
+		md = Metadata{}
+	}
+	payload, err := m.s.codec.Marshal(md)
+	if err != nil {
+		return fmt.Errorf("encode with %s: %w", m.s.codec.Name(), err)
+	}
+	conn, err := transport.Dial(ctx, m.ep.Distributor)
+	if err != nil {
+		return fmt.Errorf("dial distributor: %w", err)
+	}
+	defer conn.Close()
+	if err := conn.Send(ctx, transport.Envelope{Kind: transport.KindMetadata, Role: transport.RoleMetadata, Payload: payload}); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	for {
+		env, err := conn.Recv(ctx)
+		if err != nil {
+			return fmt.Errorf("wait for the distributor's confirmation: %w", err)
+		}
+		switch env.Kind {
+		case transport.KindMetadata:
+			m.log.Info("metadata delivered", "keys", len(md))
+			return nil
+		case transport.KindReject:
+			return rejectError(env)
+		case transport.KindEnd:
+			if err := endError(env); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: the run was already over", ErrRejected)
+		default:
+			m.log.Warn("unexpected message from the distributor; dropped", "kind", env.Kind)
+		}
+	}
+}

@@ -1,0 +1,298 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// Handler executes one work item. Its returned value goes to the collector
+// (nil is fine); an error, or a panic, fails the item. In a worker with
+// several goroutines it is called concurrently, once per goroutine.
+type Handler interface {
+	Handle(ctx context.Context, job *Job) (any, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, job *Job) (any, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, job *Job) (any, error) { return f(ctx, job) }
+
+// Job is one work item as a worker sees it.
+type Job struct {
+	TaskType string
+	ItemID   uint64
+	Attempt  int
+	// Goroutine is the index of the goroutine executing the job, from 0 to
+	// the worker's concurrency less one. It is 0 in the Prepare hook.
+	Goroutine int
+	// Value is what the worker's Prepare hook returned; nil without one.
+	Value   any
+	payload []byte
+	codec   transport.Codec
+}
+
+// Decode decodes the item's payload into v.
+func (j *Job) Decode(v any) error { return j.codec.Unmarshal(j.payload, v) }
+
+// Payload returns the encoded payload. The caller must not modify it.
+func (j *Job) Payload() []byte { return j.payload }
+
+// Worker executes the items of one task type: it connects to the
+// distributor, announces how many items it can take, executes them on one
+// or more goroutines and sends each result to the collector.
+type Worker struct {
+	ep       Endpoints
+	taskType string
+	handler  Handler
+	s        settings
+	log      *slog.Logger
+	started  atomic.Bool
+
+	executed atomic.Int64
+}
+
+// NewWorker returns a worker for taskType. Options: WithConcurrency,
+// WithPrefetch, WithPrepare, WithWorkerInit, WithGoroutineInit, WithLogger,
+// WithCodec. Whether the distributor knows taskType is checked by Run.
+func NewWorker(ep Endpoints, taskType string, h Handler, opts ...Option) (*Worker, error) {
+	if taskType == "" {
+		return nil, invalid("worker: empty task type")
+	}
+	if len(taskType) > transport.MaxTaskTypeLen {
+		return nil, invalid("worker: task type is %d bytes, over %d", len(taskType), transport.MaxTaskTypeLen)
+	}
+	if h == nil {
+		return nil, invalid("worker %q: nil handler", taskType)
+	}
+	if err := ep.check("worker", true, true); err != nil {
+		return nil, err
+	}
+	s, err := newSettings(compWorker, opts)
+	if err != nil {
+		return nil, fmt.Errorf("worker %q: %w", taskType, err)
+	}
+	return &Worker{
+		ep: ep, taskType: taskType, handler: h, s: s,
+		log: s.logger.With("component", compWorker, "task_type", taskType),
+	}, nil
+}
+
+// Executed returns the number of items this worker finished (succeeded or
+// failed) so far. Safe to call concurrently with Run.
+func (w *Worker) Executed() int64 { return w.executed.Load() }
+
+// Run connects, takes and executes items until the distributor ends the run
+// (nil), ctx ends (ctx.Err()) or something fails. On the way out it tells
+// the distributor which items it held but did not finish, so they go to
+// another worker. Run waits for every handler it started to return, so
+// handlers should honour ctx. A Worker runs once.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	hello := transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: w.taskType, Count: uint32(w.s.concurrency)}
+	dist, md, err := dialDistributor(ctx, w.ep.Distributor, hello, w.s.codec, w.log)
+	if errors.Is(err, errRunOver) {
+		w.log.Info("the run was already over when this worker joined")
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("worker %q: %w", w.taskType, err)
+	}
+	defer dist.Close()
+	coll, err := transport.Dial(ctx, w.ep.Collector)
+	if err != nil {
+		return fmt.Errorf("worker %q: dial collector: %w", w.taskType, err)
+	}
+	defer coll.Close()
+
+	r := &workerRun{w: w, dist: dist, coll: coll, md: md, held: make(map[uint64]struct{})}
+	if err := r.run(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("worker %q: %w", w.taskType, err)
+	}
+	return nil
+}
+
+type workerRun struct {
+	w    *Worker
+	dist transport.Conn
+	coll transport.Conn
+	md   Metadata
+
+	mu   sync.Mutex
+	held map[uint64]struct{} // received, not yet finished
+}
+
+func (r *workerRun) run(ctx context.Context) error {
+	w := r.w
+	if w.s.workerInit != nil {
+		if err := protect(func() error { return w.s.workerInit(ctx, r.md) }); err != nil {
+			r.leave(ctx)
+			return fmt.Errorf("init hook: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	window := w.s.concurrency + w.s.prefetch
+	jobs := make(chan *Job, window)
+	var (
+		execs   sync.WaitGroup
+		initErr = make(chan error, w.s.concurrency)
+	)
+	for i := range w.s.concurrency {
+		execs.Go(func() { r.execute(ctx, cancel, i, jobs, initErr) })
+	}
+	stop := func() {
+		close(jobs)
+		execs.Wait()
+	}
+	for range w.s.concurrency {
+		if err := <-initErr; err != nil {
+			cancel(err)
+			stop()
+			r.leave(ctx)
+			return err
+		}
+	}
+	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(window)}); err != nil {
+		cancel(err)
+		stop()
+		return fmt.Errorf("announce capacity: %w", err)
+	}
+	w.log.Info("worker ready", "concurrency", w.s.concurrency, "prefetch", w.s.prefetch)
+
+	err := r.loop(ctx, jobs)
+	if err != nil {
+		cancel(err)
+	}
+	stop()
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause // an executor's failure is the real reason the loop stopped
+	}
+	r.leave(ctx)
+	return err
+}
+
+// loop receives items until the end of the run.
+func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
+	w := r.w
+	debug := w.log.Enabled(ctx, slog.LevelDebug)
+	for {
+		env, err := r.dist.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		switch env.Kind {
+		case transport.KindWork:
+			job := &Job{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: w.s.codec}
+			if debug {
+				w.log.Debug("item received", "item", env.ItemID, "attempt", env.Attempt)
+			}
+			r.mu.Lock()
+			r.held[job.ItemID] = struct{}{}
+			r.mu.Unlock()
+			if w.s.prepare != nil {
+				var v any
+				err := protect(func() (err error) { v, err = w.s.prepare(ctx, job); return err })
+				if err != nil {
+					if err := r.finish(ctx, job, nil, fmt.Errorf("prepare hook: %w", err)); err != nil {
+						return err
+					}
+					continue
+				}
+				job.Value = v
+			}
+			select {
+			case jobs <- job:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		case transport.KindEnd:
+			return endError(env)
+		default:
+			w.log.Warn("unexpected message from the distributor; dropped", "kind", env.Kind)
+		}
+	}
+}
+
+// execute is one executing goroutine.
+func (r *workerRun) execute(ctx context.Context, fail context.CancelCauseFunc, index int, jobs <-chan *Job, initErr chan<- error) {
+	w := r.w
+	if w.s.goroutineInit != nil {
+		if err := protect(func() error { return w.s.goroutineInit(ctx, index, r.md) }); err != nil {
+			initErr <- fmt.Errorf("goroutine %d init hook: %w", index, err)
+			return
+		}
+	}
+	initErr <- nil
+	for job := range jobs {
+		if ctx.Err() != nil {
+			continue // drain: the run is over; these stay in held
+		}
+		job.Goroutine = index
+		var out any
+		err := protect(func() (err error) { out, err = w.handler.Handle(ctx, job); return err })
+		if ctx.Err() != nil {
+			continue // cancelled mid-item: report it unfinished, not failed
+		}
+		if err := r.finish(ctx, job, out, err); err != nil {
+			fail(err)
+		}
+	}
+}
+
+// finish sends the item's result or failure to the collector, then gives
+// the distributor one credit back.
+func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) error {
+	w := r.w
+	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, ItemID: job.ItemID, Attempt: uint32(job.Attempt)}
+	if herr == nil {
+		b, err := w.s.codec.Marshal(out)
+		if err != nil {
+			herr = fmt.Errorf("encode result with %s: %w", w.s.codec.Name(), err)
+		} else {
+			env.Payload = b
+		}
+	}
+	if herr != nil {
+		env.Kind = transport.KindFailure
+		env.Payload = []byte(herr.Error())
+		w.log.Debug("item failed", "item", job.ItemID, "err", herr)
+	}
+	if err := r.coll.Send(ctx, env); err != nil {
+		return fmt.Errorf("send result of item %d: %w", job.ItemID, err)
+	}
+	r.mu.Lock()
+	delete(r.held, job.ItemID)
+	r.mu.Unlock()
+	w.executed.Add(1)
+	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: 1}); err != nil {
+		return fmt.Errorf("return credit: %w", err)
+	}
+	return nil
+}
+
+// leave says goodbye with the items this worker will not finish.
+func (r *workerRun) leave(ctx context.Context) {
+	r.mu.Lock()
+	unfinished := make([]uint64, 0, len(r.held))
+	for id := range r.held {
+		unfinished = append(unfinished, id)
+	}
+	r.mu.Unlock()
+	sendBye(ctx, r.dist, transport.RoleWorker, unfinished, r.w.s.codec, r.w.log)
+}
