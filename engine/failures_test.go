@@ -1,0 +1,256 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmqpipeline/zmqpipeline/dag"
+	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// ackLog records the ACKs a task received.
+type ackLog struct {
+	engine.Task
+	mu     sync.Mutex
+	failed map[uint64]string
+	ok     int
+}
+
+func (a *ackLog) HandleAck(ctx context.Context, ack *engine.Ack) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ack.Failed {
+		a.failed[ack.ItemID] = ack.Error
+	} else {
+		a.ok++
+	}
+	return nil
+}
+
+func TestHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T) {
+	ep := endpointsFor(t)
+	rec := newRecorder()
+	task := &ackLog{Task: intItems(30), failed: map[uint64]string{}}
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: task}})
+	w := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
+		var i int
+		if err := job.Decode(&i); err != nil {
+			return nil, err
+		}
+		switch i % 10 {
+		case 3:
+			return nil, fmt.Errorf("boom %d", i)
+		case 7:
+			panic(fmt.Sprintf("kaboom %d", i))
+		}
+		return i, nil
+	}, engine.WithConcurrency(3))
+	require.NoError(t, engine.RunAll(testCtx(t), d, w, rec.collector(t, ep)))
+
+	rec.requireEachOnce(t, "calc", 30)
+	require.Len(t, rec.failures, 6)
+	var booms, panics int
+	for _, f := range rec.failures {
+		assert.Equal(t, "calc", f.TaskType)
+		assert.NotZero(t, f.ItemID)
+		assert.Equal(t, 1, f.Attempt)
+		switch {
+		case strings.Contains(f.Message, "boom") && !strings.Contains(f.Message, "kaboom"):
+			booms++
+		case strings.Contains(f.Message, "panic: kaboom"):
+			panics++
+			assert.Contains(t, f.Message, "goroutine", "a panic carries its stack")
+		}
+		assert.Contains(t, f.Error(), fmt.Sprintf("item %d", f.ItemID))
+		assert.Equal(t, f.Message, task.failed[f.ItemID], "the task sees the failure in its ACK")
+	}
+	assert.Equal(t, 3, booms)
+	assert.Equal(t, 3, panics)
+	assert.Equal(t, 24, task.ok)
+	require.Len(t, rec.finished, 1)
+	assert.Equal(t, engine.Summary{Results: 24, Failures: 6, ByType: map[string]engine.TypeSummary{"calc": {Results: 24, Failures: 6}}}, rec.finished[0])
+}
+
+func TestPrepareAndResultHandlerFailuresAreItemFailures(t *testing.T) {
+	ep := endpointsFor(t)
+	var failures []*engine.ItemError
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(10)}})
+	w := newWorker(t, ep, "calc", echo, engine.WithPrepare(func(ctx context.Context, job *engine.Job) (any, error) {
+		var i int
+		if err := job.Decode(&i); err != nil {
+			return nil, err
+		}
+		if i == 2 {
+			return nil, errors.New("cannot prepare")
+		}
+		return nil, nil
+	}))
+	c, err := engine.NewCollector(ep, engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) {
+		var i int
+		if err := res.Decode(&i); err != nil {
+			return nil, err
+		}
+		if i == 5 {
+			return nil, errors.New("cannot store")
+		}
+		return nil, nil
+	}), engine.WithFailureHandler(func(ctx context.Context, f *engine.ItemError) { failures = append(failures, f) }))
+	require.NoError(t, err)
+	require.NoError(t, engine.RunAll(testCtx(t), d, w, c))
+	require.Len(t, failures, 2)
+	msgs := failures[0].Message + "|" + failures[1].Message
+	assert.Contains(t, msgs, "prepare hook: cannot prepare")
+	assert.Contains(t, msgs, "result handler: cannot store")
+	assert.Equal(t, engine.Summary{Results: 8, Failures: 2, ByType: map[string]engine.TypeSummary{"calc": {Results: 8, Failures: 2}}}, c.Summary())
+}
+
+func TestTaskErrorAbortsTheRun(t *testing.T) {
+	ep := endpointsFor(t)
+	n := 0
+	bad := engine.TaskFunc(func(ctx context.Context) (engine.Item, error) {
+		n++
+		if n == 5 {
+			return engine.Item{}, errors.New("database gone")
+		}
+		return engine.Item{Payload: n}, nil
+	})
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: bad}})
+	err := engine.RunAll(testCtx(t), d, newWorker(t, ep, "calc", echo), newRecorder().collector(t, ep))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "database gone")
+	assert.Contains(t, err.Error(), `"calc"`)
+}
+
+func TestWorkerForUnknownTypeIsAnError(t *testing.T) {
+	ep := endpointsFor(t)
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(1)}})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	dErr := make(chan error, 1)
+	go func() { dErr <- d.Run(ctx) }()
+	err := newWorker(t, ep, "typo", echo).Run(ctx)
+	require.ErrorIs(t, err, engine.ErrUnknownTaskType)
+	assert.Contains(t, err.Error(), `"typo"`)
+	assert.Contains(t, err.Error(), "calc", "the error lists the registered types")
+	cancel()
+	assert.ErrorIs(t, <-dErr, context.Canceled)
+}
+
+func TestWorkerInitErrorEndsItsRun(t *testing.T) {
+	ep := endpointsFor(t)
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(4)}})
+	broken := newWorker(t, ep, "calc", echo, engine.WithGoroutineInit(func(ctx context.Context, i int, md engine.Metadata) error {
+		return errors.New("no GPU")
+	}))
+	ctx := testCtx(t)
+	rec := newRecorder()
+	errs := make(chan error, 2)
+	go func() { errs <- d.Run(ctx) }()
+	go func() { errs <- rec.collector(t, ep).Run(ctx) }()
+	assert.ErrorContains(t, broken.Run(ctx), "no GPU")
+	// A healthy worker still completes the run.
+	require.NoError(t, newWorker(t, ep, "calc", echo).Run(ctx))
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	rec.requireEachOnce(t, "calc", 4)
+}
+
+func TestBadConfiguration(t *testing.T) {
+	ep := endpointsFor(t)
+	task := intItems(1)
+	h := engine.HandlerFunc(echo)
+	tests := []struct {
+		name string
+		err  error
+		want []string
+		is   error
+	}{
+		{"no tasks", ctorErr(engine.NewDistributor(ep, nil)), []string{"no tasks"}, nil},
+		{"empty type", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{{Task: task}})), []string{"empty task type"}, nil},
+		{"nil task", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{{Type: "x"}})), []string{`"x"`, "nil Task"}, nil},
+		{"duplicate", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{{Type: "x", Task: task}, {Type: "x", Task: task}})), []string{`"x"`}, dag.ErrDuplicate},
+		{"unknown dependency", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{{Type: "x", Task: task, DependsOn: []string{"ghost"}}})), []string{`"ghost"`}, dag.ErrUnknownDependency},
+		{"cycle", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{
+			{Type: "x", Task: task, DependsOn: []string{"y"}}, {Type: "y", Task: task, DependsOn: []string{"x"}},
+		})), []string{"x -> y -> x"}, dag.ErrCycle},
+		{"bad endpoint", ctorErr(engine.NewDistributor(engine.Endpoints{Distributor: "tcp://host"}, []engine.TaskSpec{{Type: "x", Task: task}})), []string{"tcp://host"}, transport.ErrInvalidEndpoint},
+		{"empty endpoint", ctorErr(engine.NewWorker(engine.Endpoints{Distributor: ep.Distributor}, "x", h)), []string{"collector endpoint"}, nil},
+		{"ipc without its transport", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: "ipc:///tmp/x.ipc"}, newRecorder())), []string{"ipc:///tmp/x.ipc"}, transport.ErrNoTransport},
+		{"worker empty type", ctorErr(engine.NewWorker(ep, "", h)), []string{"empty task type"}, nil},
+		{"worker nil handler", ctorErr(engine.NewWorker(ep, "x", nil)), []string{"nil handler"}, nil},
+		{"collector nil handler", ctorErr(engine.NewCollector(ep, nil)), []string{"nil result handler"}, nil},
+		{"metadata nil fetch", ctorErr(engine.NewMetadataSource(ep, nil)), []string{"nil fetch"}, nil},
+		{"zero concurrency", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(0))), []string{"WithConcurrency", "concurrency 0"}, nil},
+		{"negative prefetch", ctorErr(engine.NewWorker(ep, "x", h, engine.WithPrefetch(-1))), []string{"WithPrefetch"}, nil},
+		{"option for another role", ctorErr(engine.NewCollector(ep, newRecorder(), engine.WithConcurrency(2))), []string{"WithConcurrency", "collector"}, nil},
+		{"nil logger", ctorErr(engine.NewWorker(ep, "x", h, engine.WithLogger(nil))), []string{"nil logger"}, nil},
+		{"zero option", ctorErr(engine.NewWorker(ep, "x", h, engine.Option{})), []string{"zero Option"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.ErrorIs(t, tt.err, engine.ErrInvalidConfig)
+			for _, w := range tt.want {
+				assert.Contains(t, tt.err.Error(), w)
+			}
+			if tt.is != nil {
+				assert.ErrorIs(t, tt.err, tt.is)
+			}
+		})
+	}
+	assert.Error(t, engine.RunAll(testCtx(t), nil))
+}
+
+func ctorErr[T any](_ T, err error) error { return err }
+
+// countingHandler counts log records, and those that name an item.
+type countingHandler struct {
+	level          slog.Level
+	records, items atomic.Int64
+}
+
+func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.records.Add(1)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "item" {
+			h.items.Add(1)
+		}
+		return true
+	})
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func TestLoggingIsQuietUnlessDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			ep := endpointsFor(t)
+			h := &countingHandler{level: level}
+			log := engine.WithLogger(slog.New(h))
+			const items = 300
+			d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}}, log)
+			require.NoError(t, err)
+			w, err := engine.NewWorker(ep, "calc", engine.HandlerFunc(echo), log)
+			require.NoError(t, err)
+			c, err := engine.NewCollector(ep, newRecorder(), log)
+			require.NoError(t, err)
+			require.NoError(t, engine.RunAll(testCtx(t), d, w, c))
+			if level == slog.LevelInfo {
+				assert.Zero(t, h.items.Load(), "no per-item lines at info level")
+				assert.Less(t, h.records.Load(), int64(15), "a run logs a handful of lines, whatever its size")
+			} else {
+				assert.GreaterOrEqual(t, h.items.Load(), int64(items), "debug shows each item")
+			}
+		})
+	}
+}
