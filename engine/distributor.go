@@ -429,6 +429,11 @@ func (r *distRun) onAck(ctx context.Context, env transport.Envelope) error {
 			return fmt.Errorf("task %q: ack handler: %w", f.taskType, err)
 		}
 	}
+	// The worker's capacity comes back with the ACK: its window bounds the
+	// items it holds plus its results not yet acknowledged.
+	if p := r.peers[f.peer]; p != nil && p.role == transport.RoleWorker && !r.ending {
+		ts.slots = append(ts.slots, f.peer)
+	}
 	ts.parked = false
 	if err := r.checkComplete(ctx, ts); err != nil {
 		return err

@@ -190,7 +190,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"collector nil handler", ctorErr(engine.NewCollector(ep, nil)), []string{"nil result handler"}, nil},
 		{"metadata nil fetch", ctorErr(engine.NewMetadataSource(ep, nil)), []string{"nil fetch"}, nil},
 		{"zero concurrency", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(0))), []string{"WithConcurrency", "concurrency 0"}, nil},
-		{"negative prefetch", ctorErr(engine.NewWorker(ep, "x", h, engine.WithPrefetch(-1))), []string{"WithPrefetch"}, nil},
+		{"negative prefetch", ctorErr(engine.NewWorker(ep, "x", h, engine.WithPrefetch(-2))), []string{"WithPrefetch"}, nil},
 		{"option for another role", ctorErr(engine.NewCollector(ep, newRecorder(), engine.WithConcurrency(2))), []string{"WithConcurrency", "collector"}, nil},
 		{"nil logger", ctorErr(engine.NewWorker(ep, "x", h, engine.WithLogger(nil))), []string{"nil logger"}, nil},
 		{"zero option", ctorErr(engine.NewWorker(ep, "x", h, engine.Option{})), []string{"zero Option"}, nil},
@@ -206,7 +206,9 @@ func TestBadConfiguration(t *testing.T) {
 			}
 		})
 	}
-	assert.Error(t, engine.RunAll(testCtx(t), nil))
+	assert.ErrorIs(t, engine.RunAll(testCtx(t), nil), engine.ErrInvalidConfig)
+	var typedNil *engine.Worker
+	assert.ErrorIs(t, engine.RunAll(testCtx(t), typedNil), engine.ErrInvalidConfig)
 }
 
 func ctorErr[T any](_ T, err error) error { return err }

@@ -48,11 +48,13 @@ type settings struct {
 	collectorInit func(ctx context.Context, md Metadata) error
 }
 
-// DefaultPrefetch is the number of items a worker holds beyond those it is
-// executing. One is enough that no round trip sits between two items, and
-// small enough that at the end of a run no worker sits on more than one
-// item another worker could have taken.
-const DefaultPrefetch = 1
+// DefaultPrefetch, given to WithPrefetch, asks for the default window: one
+// item held per executing goroutine beyond the one it executes. That is
+// enough that no round trip sits between two items even when all of a
+// worker's goroutines finish at once, and small enough that at the end of a
+// run a worker sits on at most one round of items another worker could have
+// taken.
+const DefaultPrefetch = -1
 
 // DefaultEndGrace is how long a distributor waits, at the end of a run, for
 // workers to confirm they saw the end before it returns anyway.
@@ -156,13 +158,14 @@ func WithConcurrency(n int) Option {
 }
 
 // WithPrefetch sets how many items a worker holds beyond the ones it is
-// executing (DefaultPrefetch). 0 makes a round trip to the distributor sit
-// between two items; more helps when items are tiny and the network slow,
-// at the cost of fairness at the end of a run. Applies to the Worker.
+// executing; DefaultPrefetch (the default) holds one per goroutine. 0 makes
+// a round trip to the distributor sit between two items; more helps when
+// items are tiny and the network slow, at the cost of fairness at the end of
+// a run. Applies to the Worker.
 func WithPrefetch(n int) Option {
 	return Option{name: "WithPrefetch", roles: []string{compWorker}, set: func(s *settings) error {
-		if n < 0 || n > 1<<20 {
-			return fmt.Errorf("prefetch %d is not in 0..%d", n, 1<<20)
+		if n < DefaultPrefetch || n > 1<<20 {
+			return fmt.Errorf("prefetch %d is not DefaultPrefetch or in 0..%d", n, 1<<20)
 		}
 		s.prefetch = n
 		return nil

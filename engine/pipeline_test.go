@@ -260,7 +260,11 @@ func TestDistributorCancelAbortsRemotePeers(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	c := newRecorder().collector(t, ep)
+	joined := make(chan struct{})
+	c := newRecorder().collector(t, ep, engine.WithCollectorInit(func(context.Context, engine.Metadata) error {
+		close(joined)
+		return nil
+	}))
 	peersCtx := testCtx(t) // not cancelled: only the distributor stops
 	dctx, cancel := context.WithCancel(peersCtx)
 	dErr, wErr, cErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
@@ -268,6 +272,7 @@ func TestDistributorCancelAbortsRemotePeers(t *testing.T) {
 	go func() { wErr <- w.Run(peersCtx) }()
 	go func() { cErr <- c.Run(peersCtx) }()
 	require.True(t, waitFor(started, 10*time.Second))
+	require.True(t, waitFor(joined, 10*time.Second))
 	cancel()
 	assert.ErrorIs(t, <-dErr, context.Canceled)
 	assert.ErrorIs(t, <-wErr, engine.ErrAborted, "the worker hears of the abort")

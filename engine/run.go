@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
@@ -59,9 +60,12 @@ type Runner interface {
 // them, for the in-process case. The first failure cancels the others and is
 // returned; nil means every component completed.
 func RunAll(ctx context.Context, components ...Runner) error {
-	for _, c := range components {
+	for i, c := range components {
 		if c == nil {
-			return invalid("RunAll: nil component")
+			return invalid("RunAll: component %d is nil", i)
+		}
+		if v := reflect.ValueOf(c); v.Kind() == reflect.Pointer && v.IsNil() {
+			return invalid("RunAll: component %d is a nil %T", i, c)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -147,7 +147,11 @@ func (r *workerRun) run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	window := w.s.concurrency + w.s.prefetch
+	prefetch := w.s.prefetch
+	if prefetch == DefaultPrefetch {
+		prefetch = w.s.concurrency
+	}
+	window := w.s.concurrency + prefetch
 	jobs := make(chan *Job, window)
 	var (
 		execs   sync.WaitGroup
@@ -173,7 +177,7 @@ func (r *workerRun) run(ctx context.Context) error {
 		stop()
 		return fmt.Errorf("announce capacity: %w", err)
 	}
-	w.log.Info("worker ready", "concurrency", w.s.concurrency, "prefetch", w.s.prefetch)
+	w.log.Info("worker ready", "concurrency", w.s.concurrency, "prefetch", prefetch)
 
 	err := r.loop(ctx, jobs)
 	if err != nil {
@@ -255,8 +259,8 @@ func (r *workerRun) execute(ctx context.Context, fail context.CancelCauseFunc, i
 	}
 }
 
-// finish sends the item's result or failure to the collector, then gives
-// the distributor one credit back.
+// finish sends the item's result or failure to the collector. The
+// distributor returns the credit when the collector's ACK reaches it.
 func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) error {
 	w := r.w
 	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, ItemID: job.ItemID, Attempt: uint32(job.Attempt)}
@@ -280,9 +284,6 @@ func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) e
 	delete(r.held, job.ItemID)
 	r.mu.Unlock()
 	w.executed.Add(1)
-	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: 1}); err != nil {
-		return fmt.Errorf("return credit: %w", err)
-	}
 	return nil
 }
 

@@ -1,0 +1,148 @@
+// Command seedtable re-runs the seed document's benchmark tables: the
+// sequential baseline (Example 1), single-goroutine workers (Example 2) and
+// workers of several goroutines (Example 3), each n items of delay work,
+// and prints for each the ideal time, the measured time, the overhead and
+// how many percentage points the pipeline adds over the sequential loop
+// measured in the same run.
+//
+// Beside the sequential loop it measures plain goroutines doing the same
+// sleeps with the same parallelism and no pipeline at all, since timer slack
+// on a busy machine grows with parallelism and is not the pipeline's doing.
+//
+//	go run ./benchmarks/seedtable -n 1000 -delay 10ms -repeat 3
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+)
+
+type row struct {
+	name                string
+	workers, goroutines int
+}
+
+var rows = []row{
+	{"singlethread", 1, 1},
+	{"singlethread", 2, 1},
+	{"multithread", 1, 10},
+	{"multithread", 2, 10},
+}
+
+func main() {
+	n := flag.Int("n", 1000, "items per run")
+	delay := flag.Duration("delay", 10*time.Millisecond, "work per item")
+	repeat := flag.Int("repeat", 1, "runs of each row; the median is shown")
+	prefetch := flag.Int("prefetch", engine.DefaultPrefetch, "worker prefetch")
+	flag.Parse()
+	if *n < 1 || *delay <= 0 || *repeat < 1 {
+		fmt.Fprintln(os.Stderr, "seedtable: -n, -delay and -repeat must be positive")
+		os.Exit(2)
+	}
+	if err := run(os.Stdout, *n, *delay, *repeat, *prefetch); err != nil {
+		fmt.Fprintln(os.Stderr, "seedtable:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out io.Writer, n int, delay time.Duration, repeat, prefetch int) error {
+	ctx := context.Background()
+	seq := make([]float64, 0, repeat)
+	plain := map[int][]float64{}
+	piped := make([][]time.Duration, len(rows))
+	for r := range repeat {
+		took := seed.Sequential(n, delay)
+		seq = append(seq, seed.Overhead(took, seed.Ideal(n, delay, 1)))
+		for i, rw := range rows {
+			p := rw.workers * rw.goroutines
+			if _, ok := plain[p]; !ok || len(plain[p]) <= r {
+				took := plainGoroutines(n, delay, p)
+				plain[p] = append(plain[p], seed.Overhead(took, seed.Ideal(n, delay, p)))
+			}
+			took, err := pipeline(ctx, n, delay, rw, prefetch, r)
+			if err != nil {
+				return fmt.Errorf("%s workers=%d goroutines=%d: %w", rw.name, rw.workers, rw.goroutines, err)
+			}
+			piped[i] = append(piped[i], took)
+		}
+	}
+	base := median(seq)
+	fmt.Fprintf(out, "items: %d, delay: %v, runs per row: %d (medians), transport: inproc\n", n, delay, repeat)
+	fmt.Fprintf(out, "sequential loop (Example 1): overhead %.2f%%\n\n", base)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "example\tworkers\tgoroutines\tideal ms\tmeasured ms\toverhead %\tplain goroutines %\tadded vs sequential (points)\tadded vs plain (points)\t")
+	for i, rw := range rows {
+		p := rw.workers * rw.goroutines
+		ideal := seed.Ideal(n, delay, p)
+		took := medianDuration(piped[i])
+		ov := seed.Overhead(took, ideal)
+		pl := median(plain[p])
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%+.2f\t%+.2f\t\n",
+			rw.name, rw.workers, rw.goroutines, ms(ideal), ms(took), ov, pl, ov-base, ov-pl)
+	}
+	return tw.Flush()
+}
+
+func pipeline(ctx context.Context, n int, delay time.Duration, rw row, prefetch, run int) (time.Duration, error) {
+	cfg := &seed.Config{
+		Items: n, Delay: delay, Workers: rw.workers, Goroutines: rw.goroutines, Prefetch: prefetch, Role: seed.RoleAll,
+		Endpoints: engine.InProcess(fmt.Sprintf("seedtable-%s-%d-%d-%d", rw.name, rw.workers, rw.goroutines, run)),
+	}
+	p, watch, err := seed.Calc(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return 0, err
+	}
+	took, err := cfg.Run(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	if watch.Results() != n {
+		return 0, fmt.Errorf("collected %d of %d results", watch.Results(), n)
+	}
+	return took, nil
+}
+
+// plainGoroutines does the same sleeps on p goroutines with no pipeline.
+func plainGoroutines(n int, delay time.Duration, p int) time.Duration {
+	items := make(chan struct{}, n)
+	for range n {
+		items <- struct{}{}
+	}
+	close(items)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range p {
+		wg.Go(func() {
+			for range items {
+				time.Sleep(delay)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianDuration(xs []time.Duration) time.Duration {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

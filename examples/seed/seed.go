@@ -1,0 +1,138 @@
+// Package seed holds what the runnable examples share: the original
+// library's simulated workload (each item sleeps a while), a stopwatch
+// collector, the expected/measured/overhead report the seed document prints,
+// and the command-line flags that pick the run's size and, for the same
+// binary, the role and the endpoints.
+//
+// The benchmarks use it too, so the numbers in the README and the examples
+// come from the same code.
+package seed
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+)
+
+// Work is one item's payload, as in the original: how long to work, in
+// seconds.
+type Work struct {
+	Workload float64 `msgpack:"workload"`
+}
+
+// Duration returns the workload as a time.Duration.
+func (w Work) Duration() time.Duration { return time.Duration(w.Workload * float64(time.Second)) }
+
+// WorkItems returns a task of n items, each asking for delay of work.
+func WorkItems(n int, delay time.Duration) engine.Task {
+	w := Work{Workload: delay.Seconds()}
+	return engine.Items(n, func(int) (any, error) { return w, nil })
+}
+
+// Sleep is the examples' execution hook: it does the item's work by
+// sleeping, and returns early if ctx ends. It returns nothing: nothing
+// extra goes to the collector.
+func Sleep(ctx context.Context, job *engine.Job) (any, error) {
+	var w Work
+	if err := job.Decode(&w); err != nil {
+		return nil, fmt.Errorf("decode work: %w", err)
+	}
+	if w.Workload <= 0 {
+		return nil, nil
+	}
+	t := time.NewTimer(w.Duration())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Stopwatch is a collector result handler that times the run from the first
+// result to the finished hook, like the original's StopWatchCollector, and
+// counts results.
+type Stopwatch struct {
+	mu          sync.Mutex
+	first, last time.Time
+	finished    time.Time
+	results     int
+}
+
+// HandleResult implements engine.ResultHandler.
+func (s *Stopwatch) HandleResult(ctx context.Context, res *engine.Result) (any, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first.IsZero() {
+		s.first = now
+	}
+	s.last = now
+	s.results++
+	return nil, nil
+}
+
+// Finished is the collector's finished hook.
+func (s *Stopwatch) Finished(ctx context.Context, _ engine.Summary) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finished = time.Now()
+}
+
+// FinishedAt returns when the finished hook ran (zero before).
+func (s *Stopwatch) FinishedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.finished
+}
+
+// Results returns the number of results handled.
+func (s *Stopwatch) Results() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.results
+}
+
+// Ideal returns the time n items of delay each take on slots parallel
+// executors with no overhead at all.
+func Ideal(n int, delay time.Duration, slots int) time.Duration {
+	if slots < 1 {
+		slots = 1
+	}
+	rounds := (n + slots - 1) / slots
+	return time.Duration(rounds) * delay
+}
+
+// Overhead returns measured over expected less one, in percent.
+func Overhead(measured, expected time.Duration) float64 {
+	if expected <= 0 {
+		return math.Inf(1)
+	}
+	return (float64(measured)/float64(expected) - 1) * 100
+}
+
+// Report prints the seed document's three lines: the expected time, what the
+// run took and the overhead.
+func Report(w io.Writer, what string, expected, measured time.Duration) {
+	fmt.Fprintf(w, "expected execution time: %.1f\n", ms(expected))
+	fmt.Fprintf(w, "%s took: %.1f milliseconds\n", what, ms(measured))
+	fmt.Fprintf(w, "overhead: %.1f%%\n", Overhead(measured, expected))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Sequential sleeps delay n times in a loop and returns how long it took:
+// the seed's Example 1, the baseline for every pipeline run.
+func Sequential(n int, delay time.Duration) time.Duration {
+	start := time.Now()
+	for range n {
+		time.Sleep(delay)
+	}
+	return time.Since(start)
+}

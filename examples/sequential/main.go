@@ -1,0 +1,29 @@
+// Command sequential is the seed document's Example 1: the baseline. It
+// sleeps the given delay n times in a plain loop and prints how far that is
+// from n times the delay. Whatever overhead it shows (timer slack, the loop)
+// is the floor every pipeline example is measured against.
+//
+//	go run ./examples/sequential -n 1000 -delay 10ms
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+)
+
+func main() {
+	n := flag.Int("n", 100, "iterations")
+	delay := flag.Duration("delay", 10*time.Millisecond, "sleep per iteration")
+	flag.Parse()
+	if *n < 1 || *delay <= 0 {
+		fmt.Fprintln(os.Stderr, "sequential: -n and -delay must be positive")
+		os.Exit(2)
+	}
+	fmt.Printf("running - iterations: %d - delay: %.3f\n", *n, delay.Seconds())
+	took := seed.Sequential(*n, *delay)
+	seed.Report(os.Stdout, "sequential execution", seed.Ideal(*n, *delay, 1), took)
+}
