@@ -16,14 +16,24 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 100, "iterations")
-	delay := flag.Duration("delay", 10*time.Millisecond, "sleep per iteration")
-	flag.Parse()
-	if *n < 1 || *delay <= 0 {
-		fmt.Fprintln(os.Stderr, "sequential: -n and -delay must be positive")
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "sequential:", err)
 		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("sequential", flag.ContinueOnError)
+	n := fs.Int("n", 100, "iterations")
+	delay := fs.Duration("delay", 10*time.Millisecond, "sleep per iteration")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *delay <= 0 {
+		return fmt.Errorf("-n %d and -delay %v must be positive", *n, *delay)
 	}
 	fmt.Printf("running - iterations: %d - delay: %.3f\n", *n, delay.Seconds())
 	took := seed.Sequential(*n, *delay)
 	seed.Report(os.Stdout, "sequential execution", seed.Ideal(*n, *delay, 1), took)
+	return nil
 }

@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Both start from a
+# fresh Debian machine with Go and do their own set-up.
+
+GO ?= go
+
+.PHONY: demo test deps vet race nocgo purity bench seedtable
+
+# The main demo: the seed's Example 2 with two workers, in one process.
+demo: deps
+	$(GO) run ./examples/singlethread -n 1000 -workers 2
+
+test: deps vet purity nocgo race
+
+deps:
+	$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+# engine and dag never depend on ZeroMQ (or on cgo).
+purity:
+	@if $(GO) list -deps ./engine/... ./dag/... | grep -q zmq4; then \
+		echo "engine or dag imports zmq4"; exit 1; fi
+
+# A program that uses inproc endpoints alone builds without cgo.
+nocgo:
+	CGO_ENABLED=0 $(GO) build ./engine/... ./dag/... ./transport/ ./transport/inproc/ ./examples/...
+
+race:
+	$(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 200000x ./benchmarks/
+
+seedtable:
+	$(GO) run ./benchmarks/seedtable -n 1000 -repeat 3

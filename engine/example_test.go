@@ -1,0 +1,90 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+)
+
+// A whole pipeline in one process: a task of five numbers, a worker that
+// squares them, and a collector that adds the squares up.
+func ExampleRunAll() {
+	ep := engine.InProcess("example-squares") // or ipc:// and tcp:// endpoints, one role per process
+
+	dist, err := engine.NewDistributor(ep, []engine.TaskSpec{{
+		Type: "square",
+		Task: engine.Items(5, func(i int) (any, error) { return i + 1, nil }),
+	}})
+	if err != nil {
+		panic(err)
+	}
+	worker, err := engine.NewWorker(ep, "square", engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) {
+		var n int
+		if err := job.Decode(&n); err != nil {
+			return nil, err
+		}
+		return n * n, nil
+	}))
+	if err != nil {
+		panic(err)
+	}
+	sum := 0
+	collector, err := engine.NewCollector(ep,
+		engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) {
+			var sq int
+			err := res.Decode(&sq)
+			sum += sq
+			return nil, err
+		}),
+		engine.WithFinished(func(ctx context.Context, s engine.Summary) {
+			fmt.Printf("%d results, sum of squares %d\n", s.Results, sum)
+		}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	if err := engine.RunAll(context.Background(), dist, worker, collector); err != nil {
+		panic(err)
+	}
+	// Output: 5 results, sum of squares 55
+}
+
+// Task types that depend on others get no item before every item of their
+// dependencies was acknowledged, and a metadata source can hand a map to
+// everyone before the start.
+func ExampleNewDistributor_dependenciesAndMetadata() {
+	ep := engine.InProcess("example-deps")
+	dist, err := engine.NewDistributor(ep, []engine.TaskSpec{
+		{Type: "load", Task: engine.Items(3, func(i int) (any, error) { return i, nil })},
+		{Type: "report", Task: engine.Items(1, func(int) (any, error) { return nil, nil }), DependsOn: []string{"load"}},
+	}, engine.WithMetadata())
+	if err != nil {
+		panic(err)
+	}
+	var prefix string
+	noop := engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) { return nil, nil })
+	load, _ := engine.NewWorker(ep, "load", noop)
+	report, _ := engine.NewWorker(ep, "report", noop)
+	collector, _ := engine.NewCollector(ep,
+		engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) {
+			fmt.Println(prefix, res.TaskType)
+			return nil, nil
+		}),
+		engine.WithCollectorInit(func(ctx context.Context, md engine.Metadata) error {
+			prefix = md["prefix"].(string)
+			return nil
+		}),
+	)
+	source, _ := engine.NewMetadataSource(ep, func(ctx context.Context) (engine.Metadata, error) {
+		return engine.Metadata{"prefix": "done:"}, nil
+	})
+	if err := engine.RunAll(context.Background(), dist, load, report, collector, source); err != nil {
+		panic(err)
+	}
+	// Output:
+	// done: load
+	// done: load
+	// done: load
+	// done: report
+}
