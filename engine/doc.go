@@ -23,17 +23,24 @@
 //
 // # An item's life
 //
-// A worker announces capacity (credits: its goroutines plus a small
-// prefetch window). For each credit the distributor asks the worker's task
-// for its next item, but only when the type's dependencies are complete, the
+// A worker announces its capacity once, after its init hooks: its
+// goroutines plus a prefetch window (by default one spare item per
+// goroutine). For each credit the distributor asks the worker's task for its
+// next item, but only when the type's dependencies are complete, the
 // metadata (if awaited) arrived and the task is not waiting for an ACK. The
-// item goes to the worker that has waited longest. The worker executes it
-// and sends the result (or the failure) to the collector, then returns the
-// credit. The collector calls the user's handler and ACKs the item, with
-// any data the handler returned, to the distributor, which passes it to the
-// task's AckHandler. A task type is complete when its last item was
-// produced and every one of its items was acknowledged; only then do its
-// dependents get items.
+// item goes to the worker whose credit has waited longest. The worker
+// executes it and sends the result (or the failure) to the collector, which
+// calls the user's handler and ACKs the item, with any data the handler
+// returned, to the distributor; the distributor passes the ACK to the task's
+// AckHandler and gives the worker its credit back. A task type is complete
+// when its last item was produced and every one of its items was
+// acknowledged; only then do its dependents get items.
+//
+// Returning credit with the ACK, rather than by a message from the worker as
+// in the original design, saves a message per item and makes the window a
+// bound on everything a worker has in flight, results not yet handled
+// included, so a slow collector slows the hand-out instead of growing
+// queues. The prefetch window hides the extra hop.
 //
 // The run ends when every type is complete. The distributor then sends the
 // end to the collector and the workers and waits for each to confirm; the

@@ -32,7 +32,33 @@ var msgpackDecoders = sync.Pool{New: func() any {
 	return msgpack.NewDecoder(nil)
 }}
 
-func (msgpackCodec) Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
+// msgpackEncoders pairs pooled encoders with their buffers, so Marshal
+// allocates only the exact-size result.
+var msgpackEncoders = sync.Pool{New: func() any {
+	e := &pooledEncoder{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	return e
+}}
+
+type pooledEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+func (msgpackCodec) Marshal(v any) ([]byte, error) {
+	e := msgpackEncoders.Get().(*pooledEncoder)
+	defer func() {
+		if e.buf.Cap() <= 64<<10 { // let the GC have buffers grown by a large value
+			msgpackEncoders.Put(e)
+		}
+	}()
+	e.buf.Reset()
+	e.enc.Reset(&e.buf)
+	if err := e.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(e.buf.Bytes()), nil
+}
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
 	d := msgpackDecoders.Get().(*msgpack.Decoder)

@@ -21,7 +21,8 @@ const (
 	// KindWelcome: distributor -> peer; the handshake reply. Payload is the
 	// encoded metadata map (empty without metadata).
 	KindWelcome Kind = 2
-	// KindReady: worker -> distributor; Count more items may be sent.
+	// KindReady: worker -> distributor; Count more items may be sent. The
+	// engine sends it once per worker and returns one credit with each ACK.
 	KindReady Kind = 3
 	// KindWork: distributor -> worker; one work item.
 	KindWork Kind = 4

@@ -8,6 +8,9 @@
 // Beside the sequential loop it measures plain goroutines doing the same
 // sleeps with the same parallelism and no pipeline at all, since timer slack
 // on a busy machine grows with parallelism and is not the pipeline's doing.
+// Each repetition measures all three back to back; the "added" columns are
+// medians of those paired differences, which the machine's drift over
+// minutes does not skew.
 //
 //	go run ./benchmarks/seedtable -n 1000 -delay 10ms -repeat 3
 package main
@@ -44,7 +47,7 @@ func main() {
 	n := flag.Int("n", 1000, "items per run")
 	delay := flag.Duration("delay", 10*time.Millisecond, "work per item")
 	repeat := flag.Int("repeat", 1, "runs of each row; the median is shown")
-	prefetch := flag.Int("prefetch", engine.DefaultPrefetch, "worker prefetch")
+	prefetch := flag.Int("prefetch", engine.DefaultPrefetch, "worker prefetch (-1: one per goroutine)")
 	flag.Parse()
 	if *n < 1 || *delay <= 0 || *repeat < 1 {
 		fmt.Fprintln(os.Stderr, "seedtable: -n, -delay and -repeat must be positive")
@@ -58,38 +61,42 @@ func main() {
 
 func run(out io.Writer, n int, delay time.Duration, repeat, prefetch int) error {
 	ctx := context.Background()
-	seq := make([]float64, 0, repeat)
-	plain := map[int][]float64{}
-	piped := make([][]time.Duration, len(rows))
+	type sample struct{ overhead, seq, plain float64 }
+	samples := make([][]sample, len(rows))
+	var seqs []float64
+	// Each repetition measures the sequential loop, then per row the plain
+	// goroutines and the pipeline back to back, so the machine's drift
+	// cancels out of the differences.
 	for r := range repeat {
-		took := seed.Sequential(n, delay)
-		seq = append(seq, seed.Overhead(took, seed.Ideal(n, delay, 1)))
+		seq := seed.Overhead(seed.Sequential(n, delay), seed.Ideal(n, delay, 1))
+		seqs = append(seqs, seq)
 		for i, rw := range rows {
 			p := rw.workers * rw.goroutines
-			if _, ok := plain[p]; !ok || len(plain[p]) <= r {
-				took := plainGoroutines(n, delay, p)
-				plain[p] = append(plain[p], seed.Overhead(took, seed.Ideal(n, delay, p)))
-			}
+			plain := seed.Overhead(plainGoroutines(n, delay, p), seed.Ideal(n, delay, p))
 			took, err := pipeline(ctx, n, delay, rw, prefetch, r)
 			if err != nil {
 				return fmt.Errorf("%s workers=%d goroutines=%d: %w", rw.name, rw.workers, rw.goroutines, err)
 			}
-			piped[i] = append(piped[i], took)
+			samples[i] = append(samples[i], sample{seed.Overhead(took, seed.Ideal(n, delay, p)), seq, plain})
 		}
 	}
-	base := median(seq)
-	fmt.Fprintf(out, "items: %d, delay: %v, runs per row: %d (medians), transport: inproc\n", n, delay, repeat)
-	fmt.Fprintf(out, "sequential loop (Example 1): overhead %.2f%%\n\n", base)
+	fmt.Fprintf(out, "items: %d, delay: %v, runs per row: %d (medians), transport: inproc, prefetch: %d\n", n, delay, repeat, prefetch)
+	fmt.Fprintf(out, "sequential loop (Example 1): overhead %.2f%%\n\n", median(seqs))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "example\tworkers\tgoroutines\tideal ms\tmeasured ms\toverhead %\tplain goroutines %\tadded vs sequential (points)\tadded vs plain (points)\t")
 	for i, rw := range rows {
 		p := rw.workers * rw.goroutines
 		ideal := seed.Ideal(n, delay, p)
-		took := medianDuration(piped[i])
-		ov := seed.Overhead(took, ideal)
-		pl := median(plain[p])
+		var ov, pl, dSeq, dPlain []float64
+		for _, s := range samples[i] {
+			ov = append(ov, s.overhead)
+			pl = append(pl, s.plain)
+			dSeq = append(dSeq, s.overhead-s.seq)
+			dPlain = append(dPlain, s.overhead-s.plain)
+		}
+		took := time.Duration(float64(ideal) * (1 + median(ov)/100))
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%+.2f\t%+.2f\t\n",
-			rw.name, rw.workers, rw.goroutines, ms(ideal), ms(took), ov, pl, ov-base, ov-pl)
+			rw.name, rw.workers, rw.goroutines, ms(ideal), ms(took), median(ov), median(pl), median(dSeq), median(dPlain))
 	}
 	return tw.Flush()
 }
@@ -134,12 +141,6 @@ func plainGoroutines(n int, delay time.Duration, p int) time.Duration {
 }
 
 func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianDuration(xs []time.Duration) time.Duration {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
