@@ -3,6 +3,7 @@ module github.com/zmqpipeline/zmqpipeline
 go 1.26
 
 require (
+	github.com/pebbe/zmq4 v1.4.0
 	github.com/stretchr/testify v1.12.1
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	go.uber.org/goleak v1.3.0

@@ -169,8 +169,7 @@ func (c *Collector) run(ctx context.Context) error {
 		return loopErr
 	}
 	if err := endError(*end); err != nil {
-		sendBye(ctx, dist, transport.RoleCollector, nil, c.s.codec, c.log)
-		return err
+		return err // aborted: the distributor is going away, no goodbye
 	}
 	summary := c.Summary()
 	if c.s.onFinished != nil {

@@ -489,37 +489,46 @@ func (r *distRun) startEnd(ctx context.Context) error {
 
 func (r *distRun) onBye(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
 	p := r.peers[from]
-	if p == nil {
-		return nil
+	var unfinished []uint64
+	if len(env.Payload) > 0 {
+		if err := r.d.s.codec.Unmarshal(env.Payload, &unfinished); err != nil {
+			r.d.log.Error("malformed list of unfinished items in a goodbye", "peer", from, "err", err)
+		}
 	}
-	if r.ending {
+	switch {
+	case p == nil:
+		// A second goodbye, with items that crossed the first one.
+	case r.ending:
 		if from == r.collector {
 			r.collectorBye = true
 		}
 		delete(r.bye, from)
-		r.dropPeer(from)
-		return nil
+	case p.role == transport.RoleCollector:
+		r.d.log.Warn("the collector left before the end of the run")
+	default:
+		r.d.log.Info("worker left", "peer", from, "task_type", p.taskType, "items_handed_back", len(unfinished))
 	}
 	r.dropPeer(from)
-	if p.role == transport.RoleCollector {
-		r.d.log.Warn("the collector left before the end of the run")
-		return nil
-	}
-	var unfinished []uint64
-	if len(env.Payload) > 0 {
-		if err := r.d.s.codec.Unmarshal(env.Payload, &unfinished); err != nil {
-			r.d.log.Error("malformed list of unfinished items in a worker's goodbye", "peer", from, "err", err)
-		}
-	}
-	ts := r.tasks[p.taskType]
+	var retried []*taskState
 	for _, id := range unfinished {
 		if f := r.items[id]; f != nil && f.peer == from {
 			f.attempt++
+			f.peer = ""
+			ts := r.tasks[f.taskType]
 			ts.retry = append(ts.retry, f)
+			retried = append(retried, ts)
 		}
 	}
-	r.d.log.Info("worker left", "peer", from, "task_type", p.taskType, "items_handed_back", len(unfinished))
-	return r.dispatch(ctx, ts)
+	// Confirm, so the peer knows the goodbye arrived before it closes.
+	if err := r.send(ctx, from, transport.Envelope{Kind: transport.KindBye}); err != nil {
+		return err
+	}
+	for _, ts := range retried {
+		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dropPeer forgets a peer. Its credit slots are skipped when reached.

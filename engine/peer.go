@@ -87,21 +87,50 @@ func endError(env transport.Envelope) error {
 }
 
 // sendBye tells the distributor this peer is leaving, listing the items it
-// received but did not finish so they can go to another worker. It uses its
-// own short deadline: ctx may already be over.
+// received but did not finish so they can go to another worker, and waits
+// for the distributor to confirm, so the goodbye is known to have arrived
+// before the connection closes. Items that arrive while it waits were sent
+// before the distributor saw the goodbye; they are handed back in a second
+// goodbye. It uses its own short deadline: ctx may already be over, and the
+// distributor may be gone.
 func sendBye(ctx context.Context, conn transport.Conn, role transport.Role, unfinished []uint64, codec transport.Codec, log *slog.Logger) {
-	env := transport.Envelope{Kind: transport.KindBye, Role: role}
-	if len(unfinished) > 0 {
-		b, err := codec.Marshal(unfinished)
-		if err != nil {
-			log.Error("encode unfinished items for bye", "err", err)
-		} else {
-			env.Payload = b
-		}
-	}
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), byeTimeout)
 	defer cancel()
-	if err := conn.Send(bctx, env); err != nil {
-		log.Warn("could not say goodbye to the distributor", "err", err)
+	for range 2 {
+		env := transport.Envelope{Kind: transport.KindBye, Role: role}
+		if len(unfinished) > 0 {
+			b, err := codec.Marshal(unfinished)
+			if err != nil {
+				log.Error("encode unfinished items for goodbye", "err", err)
+			} else {
+				env.Payload = b
+			}
+		}
+		if err := conn.Send(bctx, env); err != nil {
+			log.Warn("could not say goodbye to the distributor", "err", err)
+			return
+		}
+		unfinished = unfinished[:0]
+	wait:
+		for {
+			env, err := conn.Recv(bctx)
+			if err != nil {
+				log.Warn("the distributor did not confirm the goodbye", "err", err)
+				return
+			}
+			switch env.Kind {
+			case transport.KindBye:
+				break wait
+			case transport.KindWork:
+				unfinished = append(unfinished, env.ItemID)
+			case transport.KindEnd:
+				if len(env.Payload) > 0 {
+					return // aborted: the distributor is going away
+				}
+			}
+		}
+		if len(unfinished) == 0 {
+			return
+		}
 	}
 }

@@ -187,7 +187,9 @@ func (r *workerRun) run(ctx context.Context) error {
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause // an executor's failure is the real reason the loop stopped
 	}
-	r.leave(ctx)
+	if !errors.Is(err, ErrAborted) { // after an abort the distributor is going away
+		r.leave(ctx)
+	}
 	return err
 }
 

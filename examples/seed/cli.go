@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
+	// ipc:// and tcp:// endpoints, for running one role per process.
+	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
 )
 
 // Roles a process can take.

@@ -1,0 +1,69 @@
+package zmqtransport
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// ErrNoCgo is returned by Listen and Dial in a binary built without cgo.
+var ErrNoCgo = errors.New("zmqtransport: this binary was built with CGO_ENABLED=0; ipc:// and tcp:// need libzmq through cgo")
+
+// Defaults for Options.
+const (
+	DefaultMaxMessageSize = 64 << 20
+	DefaultLinger         = 100 * time.Millisecond
+	DefaultBuffer         = 1024
+)
+
+// Options configure a Transport. The zero value uses the defaults.
+type Options struct {
+	// MaxMessageSize is the largest encoded envelope accepted; larger ones
+	// are dropped and counted (DefaultMaxMessageSize).
+	MaxMessageSize int
+	// Linger bounds how long Close waits for queued messages to leave
+	// (DefaultLinger).
+	Linger time.Duration
+	// Buffer is the number of messages queued between the owner goroutine
+	// and the callers of Send and Recv, each way (DefaultBuffer).
+	Buffer int
+	// Logger receives dropped-message and connection logs; discarded by
+	// default.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.Linger <= 0 {
+		o.Linger = DefaultLinger
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = DefaultBuffer
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Transport serves ipc and tcp endpoints over ZeroMQ.
+type Transport struct {
+	opts Options
+}
+
+// New returns a Transport with opts.
+func New(opts Options) *Transport { return &Transport{opts: opts.withDefaults()} }
+
+// Default is the Transport registered for ipc and tcp.
+var Default = New(Options{})
+
+var _ transport.Transport = (*Transport)(nil)
+
+func init() {
+	transport.Register(transport.SchemeIPC, Default)
+	transport.Register(transport.SchemeTCP, Default)
+}
