@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -56,9 +57,16 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
+// errRunComplete stops, inside RunAll, the components still waiting to
+// join a run that a distributor already completed.
+var errRunComplete = errors.New("engine: the run completed")
+
 // RunAll runs every component in its own goroutine and waits for all of
 // them, for the in-process case. The first failure cancels the others and is
-// returned; nil means every component completed.
+// returned; nil means every component completed. When a Distributor among
+// them completes the run, any component still waiting to join it (a worker
+// that connected too late to get an item, say) is stopped and counts as
+// done.
 func RunAll(ctx context.Context, components ...Runner) error {
 	for i, c := range components {
 		if c == nil {
@@ -68,8 +76,8 @@ func RunAll(ctx context.Context, components ...Runner) error {
 			return invalid("RunAll: component %d is a nil %T", i, c)
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -77,16 +85,24 @@ func RunAll(ctx context.Context, components ...Runner) error {
 	)
 	for _, c := range components {
 		wg.Go(func() {
-			if err := c.Run(ctx); err != nil {
-				// Recorded before cancel, so the context errors the cancel
-				// causes in the other components never come first.
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
+			err := c.Run(ctx)
+			if err == nil {
+				if _, ok := c.(*Distributor); ok {
+					cancel(errRunComplete)
 				}
-				mu.Unlock()
-				cancel()
+				return
 			}
+			if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errRunComplete) {
+				return
+			}
+			// Recorded before cancel, so the context errors the cancel
+			// causes in the other components never come first.
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			cancel(err)
 		})
 	}
 	wg.Wait()

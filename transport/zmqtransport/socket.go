@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -83,11 +84,14 @@ func open(kind zmq.Type, ep transport.Endpoint, opts Options) (*pipe, error) {
 	return p, nil
 }
 
-// own is the owner goroutine: it alone touches the socket, the wake-up
-// receiver and the context, from creation to Term.
+// own is the owner goroutine: it alone touches the socket and the wake-up
+// receiver, from creation to close, locked to one OS thread so the sockets
+// never migrate between threads.
 func (p *pipe) own(ready chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer close(p.done)
-	zctx, err := zmq.NewContext()
+	zctx, err := sharedContext()
 	if err != nil {
 		ready <- fmt.Errorf("zmqtransport: new context: %w", err)
 		return
@@ -101,7 +105,6 @@ func (p *pipe) own(ready chan<- error) {
 				_ = s.Close()
 			}
 		}
-		_ = zctx.Term()
 		ready <- err
 		return
 	}
@@ -113,7 +116,6 @@ func (p *pipe) own(ready chan<- error) {
 		_ = sock.Close()
 		_ = wakeR.Close()
 		<-wakerDone
-		_ = zctx.Term()
 		ready <- err
 		return
 	}
@@ -126,9 +128,19 @@ func (p *pipe) own(ready chan<- error) {
 	_ = wakeR.SetLinger(0)
 	_ = wakeR.Close()
 	<-wakerDone
-	if err := zctx.Term(); err != nil {
-		p.log.Warn("terminate ZeroMQ context", "err", err)
-	}
+}
+
+// shared is the process's one ZeroMQ context, created on first use and
+// never terminated: see "Sockets and goroutines" in the package doc.
+var shared struct {
+	once sync.Once
+	ctx  *zmq.Context
+	err  error
+}
+
+func sharedContext() (*zmq.Context, error) {
+	shared.once.Do(func() { shared.ctx, shared.err = zmq.NewContext() })
+	return shared.ctx, shared.err
 }
 
 func (p *pipe) setUp(zctx *zmq.Context, wakeAddr string) (sock, wakeR *zmq.Socket, err error) {
@@ -184,6 +196,8 @@ func bindError(endpoint string, err error) error {
 // signal into a ZeroMQ message the owner's poll sees.
 func (p *pipe) waker(zctx *zmq.Context, addr string, ready chan<- error, done chan<- struct{}) {
 	defer close(done)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	w, err := zctx.NewSocket(zmq.PAIR)
 	if err == nil {
 		err = w.Connect(addr)

@@ -15,13 +15,13 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // ipcEndpoint returns an ipc endpoint in the test's temporary directory.
-func ipcEndpoint(t *testing.T) string {
+func ipcEndpoint(t testing.TB) string {
 	return "ipc://" + filepath.Join(t.TempDir(), "p.ipc")
 }
 
 // tcpEndpoint returns a loopback tcp endpoint on a port that was free a
 // moment ago.
-func tcpEndpoint(t *testing.T) string {
+func tcpEndpoint(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +31,9 @@ func tcpEndpoint(t *testing.T) string {
 }
 
 func TestConformance(t *testing.T) {
-	for name, newEndpoint := range map[string]func(*testing.T) string{"ipc": ipcEndpoint, "tcp": tcpEndpoint} {
+	for name, newEndpoint := range map[string]func(testing.TB) string{"ipc": ipcEndpoint, "tcp": tcpEndpoint} {
 		t.Run(name, func(t *testing.T) {
-			transporttest.Run(t, transporttest.Suite{Transport: zmqtransport.Default, NewEndpoint: newEndpoint})
+			transporttest.Run(t, transporttest.Suite{Transport: zmqtransport.Default, NewEndpoint: func(t *testing.T) string { return newEndpoint(t) }})
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package engine_test
+package enginetest
 
 import (
 	"context"
@@ -31,8 +31,8 @@ func (m *mdTask) Next(ctx context.Context) (engine.Item, error) {
 	return m.Task.Next(ctx)
 }
 
-func TestMetadataReachesEveryoneBeforeWork(t *testing.T) {
-	ep := endpointsFor(t)
+func testMetadataReachesEveryoneBeforeWork(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	want := engine.Metadata{"run": "r-42", "scale": int64(3), "nested": map[string]any{"k": "v"}}
 	task := &mdTask{Task: intItems(20)}
 	var (
@@ -84,8 +84,8 @@ func TestMetadataReachesEveryoneBeforeWork(t *testing.T) {
 	}
 }
 
-func TestMetadataRejectedWhenNotAwaited(t *testing.T) {
-	ep := endpointsFor(t)
+func testMetadataRejectedWhenNotAwaited(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(1)}})
 	src, err := engine.NewMetadataSource(ep, func(ctx context.Context) (engine.Metadata, error) { return engine.Metadata{"a": 1}, nil })
 	require.NoError(t, err)
@@ -99,8 +99,8 @@ func TestMetadataRejectedWhenNotAwaited(t *testing.T) {
 	assert.ErrorIs(t, <-dErr, context.Canceled)
 }
 
-func TestSecondMetadataAndSecondCollectorRejected(t *testing.T) {
-	ep := endpointsFor(t)
+func testSecondMetadataAndSecondCollectorRejected(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(1)}}, engine.WithMetadata())
 	fetch := func(ctx context.Context) (engine.Metadata, error) { return engine.Metadata{"a": 1}, nil }
 	src1, err := engine.NewMetadataSource(ep, fetch)
@@ -124,7 +124,7 @@ func TestSecondMetadataAndSecondCollectorRejected(t *testing.T) {
 	<-joined
 	// The second binds its own endpoint but shares the distributor.
 	ep2 := ep
-	ep2.Collector = endpointsFor(t).Collector
+	ep2.Collector = s.NewEndpoints(t).Collector
 	c2, err := engine.NewCollector(ep2, newRecorder())
 	require.NoError(t, err)
 	err = c2.Run(ctx)
@@ -134,8 +134,8 @@ func TestSecondMetadataAndSecondCollectorRejected(t *testing.T) {
 	assert.ErrorIs(t, <-c1Err, context.Canceled)
 }
 
-func TestMetadataFetchErrorIsReturned(t *testing.T) {
-	ep := endpointsFor(t)
+func testMetadataFetchErrorIsReturned(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	boom := errors.New("no config")
 	src, err := engine.NewMetadataSource(ep, func(ctx context.Context) (engine.Metadata, error) { return nil, boom })
 	require.NoError(t, err)

@@ -1,4 +1,4 @@
-package engine_test
+package enginetest
 
 import (
 	"context"
@@ -92,8 +92,8 @@ func pipelineOf(t *testing.T, ep engine.Endpoints, tl *timeline, n int, deps map
 	return append(comps, newDistributor(t, ep, specs))
 }
 
-func TestDependentStartsAfterLastAckOfDependency(t *testing.T) {
-	ep := endpointsFor(t)
+func testDependentStartsAfterLastAckOfDependency(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	tl := newTimeline()
 	rec := newRecorder()
 	comps := pipelineOf(t, ep, tl, 100, map[string][]string{"second": {"first"}}, []string{"first", "second"},
@@ -104,8 +104,8 @@ func TestDependentStartsAfterLastAckOfDependency(t *testing.T) {
 	tl.requireAfter(t, "second", "first")
 }
 
-func TestDiamondWithIndependentBranch(t *testing.T) {
-	ep := endpointsFor(t)
+func testDiamondWithIndependentBranch(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	tl := newTimeline()
 	rec := newRecorder()
 	deps := map[string][]string{"b": {"a"}, "c": {"a"}, "d": {"b", "c"}}
@@ -119,8 +119,8 @@ func TestDiamondWithIndependentBranch(t *testing.T) {
 	tl.requireAfter(t, "d", "b", "c")
 }
 
-func TestDeepChain(t *testing.T) {
-	ep := endpointsFor(t)
+func testDeepChain(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	tl := newTimeline()
 	rec := newRecorder()
 	const depth = 8
@@ -140,8 +140,8 @@ func TestDeepChain(t *testing.T) {
 	}
 }
 
-func TestIndependentBranchesRunInParallel(t *testing.T) {
-	ep := endpointsFor(t)
+func testIndependentBranchesRunInParallel(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	// b and c both wait only for a. Each one's first item blocks until the
 	// other has started: a pipeline that ran them one after the other would
@@ -174,8 +174,8 @@ func TestIndependentBranchesRunInParallel(t *testing.T) {
 	assert.Empty(t, rec.failures)
 }
 
-func TestEmptyDependencyReleasesDependent(t *testing.T) {
-	ep := endpointsFor(t)
+func testEmptyDependencyReleasesDependent(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	d := newDistributor(t, ep, []engine.TaskSpec{
 		{Type: "none", Task: intItems(0)},

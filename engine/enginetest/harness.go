@@ -1,36 +1,22 @@
-package engine_test
+package enginetest
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 // testDeadline bounds every pipeline run in these tests; a working run
 // finishes far sooner.
 const testDeadline = 30 * time.Second
-
-var endpointSeq atomic.Int64
-
-// endpointsFor returns endpoints no other test uses. The package's tests
-// run on the in-process transport; the ZeroMQ transport's package runs them
-// over ipc and tcp.
-func endpointsFor(t testing.TB) engine.Endpoints {
-	return engine.InProcess(fmt.Sprintf("%s-%d", t.Name(), endpointSeq.Add(1)))
-}
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)

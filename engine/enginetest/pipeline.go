@@ -1,4 +1,4 @@
-package engine_test
+package enginetest
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/engine"
 )
 
-func TestSingleWorkerCollectsEveryItemOnce(t *testing.T) {
-	ep := endpointsFor(t)
+func testSingleWorkerCollectsEveryItemOnce(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(300)}})
 	w := newWorker(t, ep, "calc", echo)
@@ -31,8 +31,8 @@ func TestSingleWorkerCollectsEveryItemOnce(t *testing.T) {
 	assert.Len(t, got, 300, "every payload arrived as a result")
 }
 
-func TestLoadIsBalancedBetweenTwoWorkers(t *testing.T) {
-	ep := endpointsFor(t)
+func testLoadIsBalancedBetweenTwoWorkers(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	const items = 1000
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
@@ -52,8 +52,8 @@ func TestLoadIsBalancedBetweenTwoWorkers(t *testing.T) {
 	assert.Equal(t, int64(items), w1.Executed()+w2.Executed())
 }
 
-func TestConcurrentWorkerHooks(t *testing.T) {
-	ep := endpointsFor(t)
+func testConcurrentWorkerHooks(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	const goroutines, items = 4, 40
 	var (
@@ -153,8 +153,8 @@ func (g *gatedTask) HandleAck(ctx context.Context, ack *engine.Ack) error {
 	return nil
 }
 
-func TestAckDataReachesTaskAndGatingHolds(t *testing.T) {
-	ep := endpointsFor(t)
+func testAckDataReachesTaskAndGatingHolds(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	task := &gatedTask{n: 30}
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "gated", Task: task}})
 	// Two workers with spare capacity: without the gate they would hold
@@ -179,8 +179,8 @@ func TestAckDataReachesTaskAndGatingHolds(t *testing.T) {
 	}
 }
 
-func TestNotReadyWithNothingInFlightAborts(t *testing.T) {
-	ep := endpointsFor(t)
+func testNotReadyWithNothingInFlightAborts(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	never := engine.TaskFunc(func(ctx context.Context) (engine.Item, error) { return engine.Item{}, engine.ErrNotReady })
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "stuck", Task: never}})
 	w := newWorker(t, ep, "stuck", echo)
@@ -190,7 +190,7 @@ func TestNotReadyWithNothingInFlightAborts(t *testing.T) {
 	assert.Contains(t, err.Error(), `"stuck"`)
 }
 
-func TestComponentsStartInAnyOrder(t *testing.T) {
+func testComponentsStartInAnyOrder(t *testing.T, s Suite) {
 	orders := map[string][]string{
 		"workers first":     {"worker", "collector", "distributor"},
 		"distributor first": {"distributor", "collector", "worker"},
@@ -198,7 +198,7 @@ func TestComponentsStartInAnyOrder(t *testing.T) {
 	}
 	for name, order := range orders {
 		t.Run(name, func(t *testing.T) {
-			ep := endpointsFor(t)
+			ep := s.NewEndpoints(t)
 			rec := newRecorder()
 			comps := map[string]engine.Runner{
 				"distributor": newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(50)}}),
@@ -227,8 +227,8 @@ func TestComponentsStartInAnyOrder(t *testing.T) {
 	}
 }
 
-func TestCancelReturnsContextError(t *testing.T) {
-	ep := endpointsFor(t)
+func testCancelReturnsContextError(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	started := make(chan struct{})
 	var once sync.Once
@@ -250,8 +250,8 @@ func TestCancelReturnsContextError(t *testing.T) {
 	}
 }
 
-func TestDistributorCancelAbortsRemotePeers(t *testing.T) {
-	ep := endpointsFor(t)
+func testDistributorCancelAbortsRemotePeers(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	started := make(chan struct{})
 	var once sync.Once
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "slow", Task: intItems(100)}})
@@ -279,8 +279,8 @@ func TestDistributorCancelAbortsRemotePeers(t *testing.T) {
 	assert.ErrorIs(t, <-cErr, engine.ErrAborted, "the collector hears of the abort")
 }
 
-func TestRunTwice(t *testing.T) {
-	ep := endpointsFor(t)
+func testRunTwice(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(3)}})
 	w := newWorker(t, ep, "calc", echo)
 	c := newRecorder().collector(t, ep)
@@ -290,8 +290,8 @@ func TestRunTwice(t *testing.T) {
 	}
 }
 
-func TestWorkerLeavingHandsBackItsItems(t *testing.T) {
-	ep := endpointsFor(t)
+func testWorkerLeavingHandsBackItsItems(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	const items = 20
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
@@ -332,4 +332,30 @@ func TestWorkerLeavingHandsBackItsItems(t *testing.T) {
 	})
 	assert.Positive(t, retried, "items the quitter held went to the other worker with a new attempt")
 	assert.Equal(t, int64(0), quitter.Executed())
+}
+
+// lateRunner starts its component only once gate is closed.
+type lateRunner struct {
+	gate <-chan struct{}
+	r    engine.Runner
+}
+
+func (l lateRunner) Run(ctx context.Context) error {
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.r.Run(ctx)
+}
+
+func testLateWorkerDoesNotHoldUpRunAll(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	finished := make(chan struct{})
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(10)}})
+	c := rec.collector(t, ep, engine.WithFinished(func(context.Context, engine.Summary) { close(finished) }))
+	late := lateRunner{gate: finished, r: newWorker(t, ep, "calc", echo)}
+	require.NoError(t, engine.RunAll(testCtx(t), d, c, newWorker(t, ep, "calc", echo), late))
+	rec.requireEachOnce(t, "calc", 10)
 }

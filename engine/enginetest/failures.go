@@ -1,4 +1,4 @@
-package engine_test
+package enginetest
 
 import (
 	"context"
@@ -37,8 +37,8 @@ func (a *ackLog) HandleAck(ctx context.Context, ack *engine.Ack) error {
 	return nil
 }
 
-func TestHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T) {
-	ep := endpointsFor(t)
+func testHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	task := &ackLog{Task: intItems(30), failed: map[uint64]string{}}
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: task}})
@@ -81,8 +81,8 @@ func TestHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T) {
 	assert.Equal(t, engine.Summary{Results: 24, Failures: 6, ByType: map[string]engine.TypeSummary{"calc": {Results: 24, Failures: 6}}}, rec.finished[0])
 }
 
-func TestPrepareAndResultHandlerFailuresAreItemFailures(t *testing.T) {
-	ep := endpointsFor(t)
+func testPrepareAndResultHandlerFailuresAreItemFailures(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	var failures []*engine.ItemError
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(10)}})
 	w := newWorker(t, ep, "calc", echo, engine.WithPrepare(func(ctx context.Context, job *engine.Job) (any, error) {
@@ -114,8 +114,8 @@ func TestPrepareAndResultHandlerFailuresAreItemFailures(t *testing.T) {
 	assert.Equal(t, engine.Summary{Results: 8, Failures: 2, ByType: map[string]engine.TypeSummary{"calc": {Results: 8, Failures: 2}}}, c.Summary())
 }
 
-func TestTaskErrorAbortsTheRun(t *testing.T) {
-	ep := endpointsFor(t)
+func testTaskErrorAbortsTheRun(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	n := 0
 	bad := engine.TaskFunc(func(ctx context.Context) (engine.Item, error) {
 		n++
@@ -131,8 +131,8 @@ func TestTaskErrorAbortsTheRun(t *testing.T) {
 	assert.Contains(t, err.Error(), `"calc"`)
 }
 
-func TestWorkerForUnknownTypeIsAnError(t *testing.T) {
-	ep := endpointsFor(t)
+func testWorkerForUnknownTypeIsAnError(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(1)}})
 	ctx, cancel := context.WithCancel(testCtx(t))
 	dErr := make(chan error, 1)
@@ -145,8 +145,8 @@ func TestWorkerForUnknownTypeIsAnError(t *testing.T) {
 	assert.ErrorIs(t, <-dErr, context.Canceled)
 }
 
-func TestWorkerInitErrorEndsItsRun(t *testing.T) {
-	ep := endpointsFor(t)
+func testWorkerInitErrorEndsItsRun(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(4)}})
 	broken := newWorker(t, ep, "calc", echo, engine.WithGoroutineInit(func(ctx context.Context, i int, md engine.Metadata) error {
 		return errors.New("no GPU")
@@ -164,10 +164,11 @@ func TestWorkerInitErrorEndsItsRun(t *testing.T) {
 	rec.requireEachOnce(t, "calc", 4)
 }
 
-func TestBadConfiguration(t *testing.T) {
-	ep := endpointsFor(t)
+func testBadConfiguration(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
 	task := intItems(1)
 	h := engine.HandlerFunc(echo)
+	longIPC := "ipc:///" + strings.Repeat("p", transport.MaxIPCPath)
 	tests := []struct {
 		name string
 		err  error
@@ -184,7 +185,7 @@ func TestBadConfiguration(t *testing.T) {
 		})), []string{"x -> y -> x"}, dag.ErrCycle},
 		{"bad endpoint", ctorErr(engine.NewDistributor(engine.Endpoints{Distributor: "tcp://host"}, []engine.TaskSpec{{Type: "x", Task: task}})), []string{"tcp://host"}, transport.ErrInvalidEndpoint},
 		{"empty endpoint", ctorErr(engine.NewWorker(engine.Endpoints{Distributor: ep.Distributor}, "x", h)), []string{"collector endpoint"}, nil},
-		{"ipc without its transport", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: "ipc:///tmp/x.ipc"}, newRecorder())), []string{"ipc:///tmp/x.ipc"}, transport.ErrNoTransport},
+		{"ipc path too long", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: longIPC}, newRecorder())), []string{longIPC, "OS limit"}, transport.ErrInvalidEndpoint},
 		{"worker empty type", ctorErr(engine.NewWorker(ep, "", h)), []string{"empty task type"}, nil},
 		{"worker nil handler", ctorErr(engine.NewWorker(ep, "x", nil)), []string{"nil handler"}, nil},
 		{"collector nil handler", ctorErr(engine.NewCollector(ep, nil)), []string{"nil result handler"}, nil},
@@ -233,10 +234,10 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 
-func TestLoggingIsQuietUnlessDebug(t *testing.T) {
+func testLoggingIsQuietUnlessDebug(t *testing.T, s Suite) {
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
-			ep := endpointsFor(t)
+			ep := s.NewEndpoints(t)
 			h := &countingHandler{level: level}
 			log := engine.WithLogger(slog.New(h))
 			const items = 300
