@@ -106,6 +106,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleWorker {
+		for i, w := range workers {
+			fmt.Printf("%s worker finished - handled %d executions\n", []string{TaskTypeFirst, TaskTypeSecond}[i/cfg.Workers], w.Executed())
+		}
+	}
 	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleCollector {
 		check.mu.Lock()
 		defer check.mu.Unlock()

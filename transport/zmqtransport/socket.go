@@ -165,7 +165,7 @@ func (p *pipe) setUp(zctx *zmq.Context, wakeAddr string) (sock, wakeR *zmq.Socke
 		if err := sock.SetReconnectIvl(100 * time.Millisecond); err != nil {
 			return sock, nil, err
 		}
-		if err := sock.SetReconnectIvlMax(time.Second); err != nil {
+		if err := sock.SetReconnectIvlMax(250 * time.Millisecond); err != nil {
 			return sock, nil, err
 		}
 		if err := sock.Connect(p.endpoint); err != nil {
