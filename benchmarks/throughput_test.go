@@ -3,32 +3,111 @@ package benchmarks
 import (
 	"context"
 	"fmt"
+	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
 	"go.uber.org/goleak"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
 	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+	"github.com/zmqpipeline/zmqpipeline/transport"
+	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// BenchmarkNoopItems measures no-op items through a whole in-process
-// pipeline (distributor, workers, collector, ACKs): b.N items per run,
-// reported as items/s.
+// BenchmarkNoopItems measures no-op items through a whole pipeline
+// (distributor, workers, collector, ACKs), all in this process, over each
+// transport: b.N items per run, reported as items/s.
 func BenchmarkNoopItems(b *testing.B) {
-	for _, tc := range []struct{ workers, goroutines int }{{1, 1}, {2, 1}, {1, 10}} {
-		b.Run(fmt.Sprintf("transport=inproc/workers=%d/goroutines=%d", tc.workers, tc.goroutines), func(b *testing.B) {
-			ep := engine.InProcess(fmt.Sprintf("%s-%d", b.Name(), b.N))
-			b.ReportAllocs()
-			b.ResetTimer()
-			took, err := RunNoop(context.Background(), ep, b.N, tc.workers, tc.goroutines)
+	for _, tr := range []string{"inproc", "ipc", "tcp"} {
+		for _, tc := range []struct{ workers, goroutines int }{{1, 1}, {2, 1}, {1, 10}} {
+			b.Run(fmt.Sprintf("transport=%s/workers=%d/goroutines=%d", tr, tc.workers, tc.goroutines), func(b *testing.B) {
+				ep := endpoints(b, tr)
+				b.ReportAllocs()
+				b.ResetTimer()
+				took, err := RunNoop(context.Background(), ep, b.N, tc.workers, tc.goroutines)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/took.Seconds(), "items/s")
+			})
+		}
+	}
+}
+
+// endpoints returns fresh endpoints of the given transport.
+func endpoints(b testing.TB, tr string) engine.Endpoints {
+	switch tr {
+	case "ipc":
+		dir := b.TempDir()
+		return engine.Endpoints{Distributor: "ipc://" + filepath.Join(dir, "d.ipc"), Collector: "ipc://" + filepath.Join(dir, "c.ipc")}
+	case "tcp":
+		return engine.Endpoints{Distributor: freeTCP(b), Collector: freeTCP(b)}
+	}
+	return engine.InProcess(fmt.Sprintf("%s-%d", b.Name(), time.Now().UnixNano()))
+}
+
+func freeTCP(b testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprintf("tcp://127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
+}
+
+// BenchmarkRawPushPull is the ZeroMQ ceiling for BenchmarkNoopItems: bare
+// PUSH to PULL of messages the size of an encoded work item, one way, with
+// no pipeline at all.
+func BenchmarkRawPushPull(b *testing.B) {
+	size := (&transport.Envelope{Kind: transport.KindWork, TaskType: "noop", ItemID: 1, Payload: []byte{0xc0}}).EncodedLen()
+	for _, tr := range []string{"ipc", "tcp"} {
+		b.Run("transport="+tr, func(b *testing.B) {
+			ep := endpoints(b, tr).Distributor
+			zctx, err := zmq.NewContext()
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(b.N)/took.Seconds(), "items/s")
+			pull, _ := zctx.NewSocket(zmq.PULL)
+			push, _ := zctx.NewSocket(zmq.PUSH)
+			if err := pull.Bind(ep); err != nil {
+				b.Fatal(err)
+			}
+			if err := push.Connect(ep); err != nil {
+				b.Fatal(err)
+			}
+			msg := make([]byte, size)
+			done := make(chan error, 1)
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for range b.N {
+					if _, err := pull.RecvBytes(0); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			for range b.N {
+				if _, err := push.SendBytes(msg, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			_ = push.SetLinger(0)
+			_ = pull.SetLinger(0)
+			_ = push.Close()
+			_ = pull.Close()
+			_ = zctx.Term()
 		})
 	}
 }
