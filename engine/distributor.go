@@ -30,8 +30,8 @@ type Distributor struct {
 // a distributor. Errors wrap ErrInvalidConfig and name the task: an empty,
 // over-long or duplicate type, a nil Task, a dependency on a type that is
 // not registered (dag.ErrUnknownDependency), a cycle (a *dag.CycleError
-// naming its path). Options: WithMetadata, WithEndGrace, WithLogger,
-// WithCodec.
+// naming its path). Options: WithMetadata, WithQuorum, WithEndGrace,
+// WithLogger, WithCodec.
 func NewDistributor(ep Endpoints, tasks []TaskSpec, opts ...Option) (*Distributor, error) {
 	if len(tasks) == 0 {
 		return nil, invalid("distributor: no tasks registered")
@@ -118,6 +118,7 @@ type distRun struct {
 	items   map[uint64]*flight // produced, not yet acknowledged
 	nextID  uint64
 
+	ready     int              // workers that announced capacity, for the quorum
 	collector transport.PeerID // "" until a collector said hello
 	mdReady   bool             // metadata arrived, or none is awaited
 	md        []byte           // encoded metadata for welcomes
@@ -327,12 +328,21 @@ func (r *distRun) onReady(ctx context.Context, from transport.PeerID, env transp
 	for range n {
 		ts.slots = append(ts.slots, from)
 	}
+	r.ready++
+	if r.ready == r.d.s.quorum { // the quorum is complete: every type may start
+		for _, t := range r.d.graph.Nodes() {
+			if err := r.dispatch(ctx, r.tasks[t]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return r.dispatch(ctx, ts)
 }
 
 // canHandOut reports whether ts may hand out an item now.
 func (r *distRun) canHandOut(ts *taskState) bool {
-	if !r.mdReady || ts.complete || !r.tracker.Ready(ts.spec.Type) {
+	if !r.mdReady || r.ready < r.d.s.quorum || ts.complete || !r.tracker.Ready(ts.spec.Type) {
 		return false
 	}
 	return len(ts.retry) > 0 || !ts.exhausted && !ts.parked

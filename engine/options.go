@@ -34,6 +34,7 @@ type settings struct {
 	// distributor
 	waitMetadata bool
 	endGrace     time.Duration
+	quorum       int
 
 	// worker
 	concurrency   int
@@ -140,6 +141,20 @@ func WithEndGrace(d time.Duration) Option {
 			return fmt.Errorf("grace %v is not positive", d)
 		}
 		s.endGrace = d
+		return nil
+	}}
+}
+
+// WithQuorum makes the distributor hand out nothing until n workers (of
+// any task types) announced their capacity, so that workers started a
+// little after the distributor still take part, and runs compared with
+// each other start alike. Applies to the Distributor.
+func WithQuorum(n int) Option {
+	return Option{name: "WithQuorum", roles: []string{compDistributor}, set: func(s *settings) error {
+		if n < 0 {
+			return fmt.Errorf("quorum %d is negative", n)
+		}
+		s.quorum = n
 		return nil
 	}}
 }

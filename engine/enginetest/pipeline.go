@@ -359,3 +359,42 @@ func testLateWorkerDoesNotHoldUpRunAll(t *testing.T, s Suite) {
 	require.NoError(t, engine.RunAll(testCtx(t), d, c, newWorker(t, ep, "calc", echo), late))
 	rec.requireEachOnce(t, "calc", 10)
 }
+
+func testQuorumHoldsWorkUntilEnoughWorkersJoined(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	var (
+		mu         sync.Mutex
+		secondInit time.Time
+		firstStart time.Time
+	)
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}}, engine.WithQuorum(2))
+	started := make(chan struct{})
+	var once sync.Once
+	first := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
+		mu.Lock()
+		if firstStart.IsZero() {
+			firstStart = time.Now()
+		}
+		mu.Unlock()
+		return nil, nil
+	}, engine.WithWorkerInit(func(context.Context, engine.Metadata) error {
+		once.Do(func() { close(started) })
+		return nil
+	}))
+	second := newWorker(t, ep, "calc", echo, engine.WithWorkerInit(func(context.Context, engine.Metadata) error {
+		mu.Lock()
+		defer mu.Unlock()
+		secondInit = time.Now()
+		return nil
+	}))
+	// The second worker joins only after the first one is in.
+	late := lateRunner{gate: started, r: second}
+	require.NoError(t, engine.RunAll(testCtx(t), d, rec.collector(t, ep), first, late))
+	rec.requireEachOnce(t, "calc", 20)
+	mu.Lock()
+	defer mu.Unlock()
+	if !firstStart.IsZero() {
+		assert.True(t, firstStart.After(secondInit), "an item started before the quorum was complete")
+	}
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, s Suite) {
 		{"RunTwice", testRunTwice},
 		{"WorkerLeavingHandsBackItsItems", testWorkerLeavingHandsBackItsItems},
 		{"LateWorkerDoesNotHoldUpRunAll", testLateWorkerDoesNotHoldUpRunAll},
+		{"QuorumHoldsWorkUntilEnoughWorkersJoined", testQuorumHoldsWorkUntilEnoughWorkersJoined},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, s) })

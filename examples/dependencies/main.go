@@ -74,7 +74,7 @@ func run(args []string) error {
 	dist, err := engine.NewDistributor(cfg.Endpoints, []engine.TaskSpec{
 		{Type: TaskTypeFirst, Task: seed.WorkItems(cfg.Items, cfg.Delay)},
 		{Type: TaskTypeSecond, Task: seed.WorkItems(cfg.Items, cfg.Delay), DependsOn: []string{TaskTypeFirst}},
-	}, engine.WithLogger(log))
+	}, cfg.DistributorOptions(log)...)
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,9 @@ func TestSeparateProcesses(t *testing.T) {
 				startWorkers()
 			}
 			procs = append(procs, start(t, ctx, bin, "collector", role("collector")...))
-			procs = append(procs, start(t, ctx, bin, "distributor", role("distributor")...))
+			// Four workers (two processes, one per task type each) must
+			// join before any work goes out, whoever started first.
+			procs = append(procs, start(t, ctx, bin, "distributor", role("distributor", "-quorum", "4")...))
 			if !tc.workersFirst {
 				startWorkers()
 			}

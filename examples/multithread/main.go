@@ -68,9 +68,9 @@ func run(args []string) error {
 		}
 		fmt.Printf("main hook ran %d times\n", executions.Load())
 	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleCollector {
+	if cfg.Role == seed.RoleAll {
 		fmt.Printf("collected %d results\n", watch.Results())
-		seed.Report(os.Stdout, "pipeline execution", seed.Ideal(cfg.Items, cfg.Delay, cfg.Workers*cfg.Goroutines), took)
 	}
+	seed.ReportRun(os.Stdout, cfg, took, watch)
 	return nil
 }

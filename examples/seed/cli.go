@@ -37,6 +37,7 @@ type Config struct {
 	Workers    int
 	Goroutines int
 	Prefetch   int
+	Quorum     int
 	Role       string
 	Endpoints  engine.Endpoints
 	Verbose    bool
@@ -54,6 +55,7 @@ func ParseFlags(example string, args []string, defaults Config) (*Config, error)
 	fs.IntVar(&c.Workers, "workers", c.Workers, "workers (per task type) this process runs")
 	fs.IntVar(&c.Goroutines, "goroutines", c.Goroutines, "goroutines per worker")
 	fs.IntVar(&c.Prefetch, "prefetch", engine.DefaultPrefetch, "items a worker holds beyond those it executes (-1: one per goroutine)")
+	fs.IntVar(&c.Quorum, "quorum", 0, "distributor: hand out nothing until this many workers joined")
 	fs.StringVar(&c.Role, "role", RoleAll, "what this process runs: all, distributor, collector, worker or metadata")
 	fs.StringVar(&c.Endpoints.Distributor, "distributor", envOr(EnvDistributor, "inproc://"+example+"/distributor"), "distributor endpoint (inproc://name, ipc:///path, tcp://host:port)")
 	fs.StringVar(&c.Endpoints.Collector, "collector", envOr(EnvCollector, "inproc://"+example+"/collector"), "collector endpoint")
@@ -95,6 +97,12 @@ func envOr(key, def string) string {
 // WorkerOptions returns the worker options the flags set, with log.
 func (c *Config) WorkerOptions(log *slog.Logger) []engine.Option {
 	return []engine.Option{engine.WithConcurrency(c.Goroutines), engine.WithPrefetch(c.Prefetch), engine.WithLogger(log)}
+}
+
+// DistributorOptions returns the distributor options the flags set, with
+// log.
+func (c *Config) DistributorOptions(log *slog.Logger) []engine.Option {
+	return []engine.Option{engine.WithQuorum(c.Quorum), engine.WithLogger(log)}
 }
 
 // Logger returns a logger to stderr at the configured level.
@@ -154,7 +162,7 @@ func Calc(c *Config, log *slog.Logger, handler engine.HandlerFunc, workerOpts ..
 		handler = Sleep
 	}
 	var err error
-	p.Distributor, err = engine.NewDistributor(c.Endpoints, []engine.TaskSpec{{Type: TaskTypeCalc, Task: WorkItems(c.Items, c.Delay)}}, engine.WithLogger(log))
+	p.Distributor, err = engine.NewDistributor(c.Endpoints, []engine.TaskSpec{{Type: TaskTypeCalc, Task: WorkItems(c.Items, c.Delay)}}, c.DistributorOptions(log)...)
 	if err != nil {
 		return p, nil, err
 	}

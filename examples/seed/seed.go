@@ -149,3 +149,28 @@ func Sequential(n int, delay time.Duration) time.Duration {
 	}
 	return time.Since(start)
 }
+
+// FirstResult returns when the first result arrived (zero before).
+func (s *Stopwatch) FirstResult() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first
+}
+
+// ReportRun prints the seed's report for what this process ran. In one
+// process it times the whole run. A collector process on its own times from
+// its first result to the end, against the ideal less the first round; a
+// distributor process on its own times its whole run, which is the run's
+// time when the other roles were started first.
+func ReportRun(w io.Writer, c *Config, took time.Duration, watch *Stopwatch) {
+	ideal := Ideal(c.Items, c.Delay, c.Workers*c.Goroutines)
+	switch c.Role {
+	case RoleAll, RoleDistributor:
+		Report(w, "pipeline execution", ideal, took)
+	case RoleCollector:
+		fmt.Fprintf(w, "collected %d results\n", watch.Results())
+		if first := watch.FirstResult(); !first.IsZero() {
+			Report(w, "collection after the first result", ideal-c.Delay, watch.FinishedAt().Sub(first))
+		}
+	}
+}

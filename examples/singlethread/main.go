@@ -65,9 +65,9 @@ func run(args []string) error {
 			fmt.Printf("worker %d finished - handled %d executions\n", i, w.Executed())
 		}
 	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleCollector {
+	if cfg.Role == seed.RoleAll {
 		fmt.Printf("collected %d results\n", watch.Results())
-		seed.Report(os.Stdout, "pipeline execution", seed.Ideal(cfg.Items, cfg.Delay, cfg.Workers*cfg.Goroutines), took)
 	}
+	seed.ReportRun(os.Stdout, cfg, took, watch)
 	return nil
 }
