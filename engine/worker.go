@@ -97,6 +97,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	// The collector first: a worker that cannot reach it never joins.
+	coll, err := transport.Dial(ctx, w.ep.Collector)
+	if err != nil {
+		return fmt.Errorf("worker %q: dial collector: %w", w.taskType, err)
+	}
+	defer coll.Close()
 	hello := transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: w.taskType, Count: uint32(w.s.concurrency)}
 	dist, md, err := dialDistributor(ctx, w.ep.Distributor, hello, w.s.codec, w.log)
 	if errors.Is(err, errRunOver) {
@@ -110,11 +116,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker %q: %w", w.taskType, err)
 	}
 	defer dist.Close()
-	coll, err := transport.Dial(ctx, w.ep.Collector)
-	if err != nil {
-		return fmt.Errorf("worker %q: dial collector: %w", w.taskType, err)
-	}
-	defer coll.Close()
 
 	r := &workerRun{w: w, dist: dist, coll: coll, md: md, held: make(map[uint64]struct{})}
 	if err := r.run(ctx); err != nil {
