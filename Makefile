@@ -17,7 +17,7 @@ deps:
 	@if ! pkg-config --exists libzmq 2>/dev/null; then \
 		echo "installing libzmq3-dev (and pkg-config)"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update && $$SUDO apt-get install -y libzmq3-dev pkg-config; \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y libzmq3-dev pkg-config; \
 	fi
 	$(GO) mod download
 

@@ -94,7 +94,7 @@ func ForEndpoint(endpoint string) (Endpoint, Transport, error) {
 	if t == nil {
 		hint := ""
 		if ep.Scheme == SchemeIPC || ep.Scheme == SchemeTCP {
-			hint = " (the ZeroMQ transport serves ipc:// and tcp://)"
+			hint = ` (import _ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport" to enable ipc:// and tcp://)`
 		}
 		return Endpoint{}, nil, fmt.Errorf("endpoint %q: %w %q%s", endpoint, ErrNoTransport, ep.Scheme, hint)
 	}
