@@ -25,12 +25,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // transport: b.N items per run, reported as items/s.
 func BenchmarkNoopItems(b *testing.B) {
 	for _, tr := range []string{"inproc", "ipc", "tcp"} {
-		for _, tc := range []struct{ workers, goroutines int }{{1, 1}, {2, 1}, {1, 10}} {
-			b.Run(fmt.Sprintf("transport=%s/workers=%d/goroutines=%d", tr, tc.workers, tc.goroutines), func(b *testing.B) {
+		for _, tc := range []struct{ workers, goroutines, prefetch int }{
+			{1, 1, engine.DefaultPrefetch}, {2, 1, engine.DefaultPrefetch}, {1, 10, engine.DefaultPrefetch}, {1, 1, 64},
+		} {
+			b.Run(fmt.Sprintf("transport=%s/workers=%d/goroutines=%d/prefetch=%d", tr, tc.workers, tc.goroutines, tc.prefetch), func(b *testing.B) {
 				ep := endpoints(b, tr)
 				b.ReportAllocs()
 				b.ResetTimer()
-				took, err := RunNoop(context.Background(), ep, b.N, tc.workers, tc.goroutines)
+				took, err := RunNoop(context.Background(), ep, b.N, tc.workers, tc.goroutines, engine.WithPrefetch(tc.prefetch))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -162,8 +164,8 @@ func BenchmarkRawChannel(b *testing.B) {
 }
 
 // RunNoop runs n no-op items through a pipeline on ep and returns how long
-// the run took.
-func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int) (time.Duration, error) {
+// the run took. workerOpts go to every worker.
+func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int, workerOpts ...engine.Option) (time.Duration, error) {
 	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "noop", Task: engine.Items(n, func(int) (any, error) { return nil, nil })}})
 	if err != nil {
 		return 0, err
@@ -175,7 +177,7 @@ func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines in
 	}
 	comps := []engine.Runner{d, c}
 	for range workers {
-		w, err := engine.NewWorker(ep, "noop", engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil }), engine.WithConcurrency(goroutines))
+		w, err := engine.NewWorker(ep, "noop", engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil }), append(workerOpts, engine.WithConcurrency(goroutines))...)
 		if err != nil {
 			return 0, err
 		}
