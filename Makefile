@@ -39,7 +39,7 @@ race:
 	$(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 200000x ./benchmarks/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./benchmarks/
 
 seedtable:
 	$(GO) run ./benchmarks/seedtable -n 1000 -repeat 3

@@ -1,0 +1,70 @@
+package benchmarks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+)
+
+// BenchmarkWorkerProcesses measures no-op items with the distributor and
+// the collector here and the workers in separate processes (the
+// singlethread example's worker role), over ipc and tcp. Items per second
+// are timed from the first result to the end, so process start-up is left
+// out.
+func BenchmarkWorkerProcesses(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "singlethread")
+	if out, err := exec.Command("go", "build", "-o", bin, "../examples/singlethread").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, tr := range []string{"ipc", "tcp"} {
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("transport=%s/worker_processes=%d", tr, workers), func(b *testing.B) {
+				ep := endpoints(b, tr)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				var procs []*exec.Cmd
+				var outs []*bytes.Buffer
+				for range workers {
+					cmd := exec.CommandContext(ctx, bin, "-role", "worker", "-distributor", ep.Distributor, "-collector", ep.Collector)
+					out := &bytes.Buffer{}
+					cmd.Stdout, cmd.Stderr = out, out
+					cmd.WaitDelay = 5 * time.Second
+					if err := cmd.Start(); err != nil {
+						b.Fatal(err)
+					}
+					procs = append(procs, cmd)
+					outs = append(outs, out)
+				}
+				cfg := &seed.Config{Items: b.N, Workers: workers, Goroutines: 1, Quorum: workers, Prefetch: engine.DefaultPrefetch, Role: seed.RoleAll, Endpoints: ep}
+				p, watch, err := seed.Calc(cfg, slog.New(slog.DiscardHandler), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				if err := engine.RunAll(ctx, p.Distributor, p.Collector); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				for i, cmd := range procs {
+					if err := cmd.Wait(); err != nil {
+						b.Fatalf("worker process: %v\n%s", err, outs[i])
+					}
+				}
+				if watch.Results() != b.N {
+					b.Fatalf("collected %d of %d", watch.Results(), b.N)
+				}
+				if span := watch.FinishedAt().Sub(watch.FirstResult()); b.N > 1 && span > 0 {
+					b.ReportMetric(float64(b.N-1)/span.Seconds(), "items/s")
+				}
+			})
+		}
+	}
+}
