@@ -92,9 +92,6 @@ func (g *Graph) Has(name string) bool {
 	return ok
 }
 
-// DependsOn returns the direct dependencies of name, nil for an unknown name.
-func (g *Graph) DependsOn(name string) []string { return slices.Clone(g.deps[name]) }
-
 // Dependents returns the nodes that depend directly on name, in insertion
 // order.
 func (g *Graph) Dependents(name string) []string {

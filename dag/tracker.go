@@ -34,9 +34,6 @@ func (t *Tracker) Ready(name string) bool {
 	return ok && w == 0
 }
 
-// IsComplete reports whether name was marked complete.
-func (t *Tracker) IsComplete(name string) bool { return t.complete[name] }
-
 // AllComplete reports whether every node is complete.
 func (t *Tracker) AllComplete() bool { return len(t.complete) == t.g.Len() }
 

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -53,6 +54,9 @@ func newRecorder() *recorder {
 }
 
 func (r *recorder) HandleResult(ctx context.Context, res *engine.Result) (any, error) {
+	if len(res.Payload()) == 0 {
+		return nil, errors.New("empty result payload")
+	}
 	var v any
 	if err := res.Decode(&v); err != nil {
 		return nil, err
@@ -121,6 +125,9 @@ func newWorker(t testing.TB, ep engine.Endpoints, tt string, h engine.HandlerFun
 
 // echo returns the item's payload as the result.
 func echo(ctx context.Context, job *engine.Job) (any, error) {
+	if len(job.Payload()) == 0 {
+		return nil, errors.New("empty item payload")
+	}
 	var v any
 	err := job.Decode(&v)
 	return v, err

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,6 +145,9 @@ func (g *gatedTask) Next(ctx context.Context) (engine.Item, error) {
 
 func (g *gatedTask) HandleAck(ctx context.Context, ack *engine.Ack) error {
 	g.acked++
+	if !ack.HasData() {
+		return errors.New("the collector's ACK data did not arrive")
+	}
 	var v int
 	if err := ack.Decode(&v); err != nil {
 		return err

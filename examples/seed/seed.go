@@ -72,10 +72,10 @@ func Sleep(ctx context.Context, job *engine.Job) (any, error) {
 // result to the finished hook, like the original's StopWatchCollector, and
 // counts results.
 type Stopwatch struct {
-	mu          sync.Mutex
-	first, last time.Time
-	finished    time.Time
-	results     int
+	mu       sync.Mutex
+	first    time.Time
+	finished time.Time
+	results  int
 }
 
 // HandleResult implements engine.ResultHandler.
@@ -86,7 +86,6 @@ func (s *Stopwatch) HandleResult(ctx context.Context, res *engine.Result) (any, 
 	if s.first.IsZero() {
 		s.first = now
 	}
-	s.last = now
 	s.results++
 	return nil, nil
 }
