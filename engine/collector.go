@@ -142,14 +142,16 @@ func (c *Collector) run(ctx context.Context) error {
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
 	var (
-		end    *transport.Envelope
-		reader sync.WaitGroup
+		end       *transport.Envelope
+		readerErr error
+		reader    sync.WaitGroup
 	)
 	reader.Go(func() {
 		defer stopLoop()
 		for {
 			env, err := dist.Recv(loopCtx)
 			if err != nil {
+				readerErr = err
 				return
 			}
 			if env.Kind == transport.KindEnd {
@@ -163,10 +165,13 @@ func (c *Collector) run(ctx context.Context) error {
 	stopLoop()
 	reader.Wait()
 	if end == nil {
-		if loopErr == nil || ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case loopErr != nil:
+			return loopErr
 		}
-		return loopErr
+		return fmt.Errorf("connection to the distributor: %w", readerErr)
 	}
 	if err := endError(*end); err != nil {
 		return err // aborted: the distributor is going away, no goodbye
