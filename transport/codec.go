@@ -20,6 +20,9 @@ type Codec interface {
 }
 
 // Msgpack is the default Codec, MessagePack as in the original library.
+// Unmarshal first checks that every length in the input fits the input
+// (ErrMalformedPayload otherwise), so hostile bytes cannot make it allocate
+// more than the message's own size.
 // Decoding into an interface value (any, []any, map[string]any) yields
 // int64 for every integer that fits one (uint64 only above math.MaxInt64),
 // float64, string, []byte, []any and map[string]any, so a number looks the
@@ -61,6 +64,9 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := checkMsgpack(data); err != nil {
+		return err
+	}
 	d := msgpackDecoders.Get().(*msgpack.Decoder)
 	defer msgpackDecoders.Put(d)
 	d.Reset(bytes.NewReader(data))

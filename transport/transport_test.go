@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -202,4 +203,67 @@ func FuzzEnvelopeUnmarshal(f *testing.F) {
 			t.Fatalf("round trip changed the bytes:\n%x\n%x", data, again)
 		}
 	})
+}
+
+// FuzzMsgpackUnmarshal: payloads from the network (metadata maps, lists of
+// unfinished items) decode to an error, never a panic or a runaway
+// allocation.
+func FuzzMsgpackUnmarshal(f *testing.F) {
+	for _, v := range []any{map[string]any{"a": 1, "b": []any{"x", 2.5}}, []uint64{1, 2, 3}, nil} {
+		b, err := transport.Msgpack.Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}) // an array claiming 4 billion elements
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m map[string]any
+		_ = transport.Msgpack.Unmarshal(data, &m)
+		var ids []uint64
+		_ = transport.Msgpack.Unmarshal(data, &ids)
+	})
+}
+
+func TestMsgpackRejectsLengthsPastTheEnd(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"array32 of 4e9":  {0xdd, 0xff, 0xff, 0xff, 0xff},
+		"map16 of 65535":  {0xde, 0xff, 0xff, 0x01},
+		"str32 past end":  {0xdb, 0x00, 0x00, 0x10, 0x00, 'a'},
+		"fixarray short":  {0x93, 0x01},
+		"cut length":      {0xc5, 0x01},
+		"never-used code": {0xc1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var v any
+			assert.ErrorIs(t, transport.Msgpack.Unmarshal(data, &v), transport.ErrMalformedPayload)
+		})
+	}
+}
+
+func TestMsgpackCheckAcceptsEveryEncodedKind(t *testing.T) {
+	type all struct {
+		T     time.Time
+		B     []byte
+		F32   float32
+		F64   float64
+		I     []int64
+		U     uint64
+		S     string
+		M     map[string]any
+		Long  string
+		Bytes []byte
+	}
+	in := all{
+		T: time.Unix(1700000000, 123).UTC(), B: []byte{1, 2}, F32: 1.5, F64: 2.5,
+		I: []int64{-1, -200, -70000, -5000000000, 5, 300, 70000, 5000000000}, U: 1 << 63, S: "s",
+		M:    map[string]any{"k": []any{nil, true, false}},
+		Long: strings.Repeat("x", 70000), Bytes: make([]byte, 300),
+	}
+	b, err := transport.Msgpack.Marshal(in)
+	require.NoError(t, err)
+	var out all
+	require.NoError(t, transport.Msgpack.Unmarshal(b, &out))
+	out.T = out.T.UTC() // msgpack decodes times in the local zone
+	assert.Equal(t, in, out)
 }

@@ -1,0 +1,118 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrMalformedPayload is returned by the Msgpack codec for input whose
+// structure is broken: cut short, or announcing more elements or bytes than
+// it holds.
+var ErrMalformedPayload = errors.New("transport: malformed MessagePack payload")
+
+// checkMsgpack walks the MessagePack tokens of data and checks that every
+// length and element count fits in the bytes that follow, before the
+// decoder allocates for them: five bytes that claim an array of four
+// billion elements must be an error, not an out-of-memory crash. The walk
+// is linear and allocates nothing.
+func checkMsgpack(data []byte) error {
+	pos := 0
+	need := func(n uint64) error {
+		if n > uint64(len(data)-pos) {
+			return fmt.Errorf("%w: %d bytes or elements announced at offset %d, %d bytes left", ErrMalformedPayload, n, pos, len(data)-pos)
+		}
+		return nil
+	}
+	// size reads an n-byte big-endian length at pos.
+	size := func(n int) (uint64, error) {
+		if err := need(uint64(n)); err != nil {
+			return 0, err
+		}
+		var v uint64
+		switch n {
+		case 1:
+			v = uint64(data[pos])
+		case 2:
+			v = uint64(binary.BigEndian.Uint16(data[pos:]))
+		case 4:
+			v = uint64(binary.BigEndian.Uint32(data[pos:]))
+		}
+		pos += n
+		return v, nil
+	}
+	skip := func(n uint64) error {
+		if err := need(n); err != nil {
+			return err
+		}
+		pos += int(n)
+		return nil
+	}
+	// sized reads an n-byte length and skips that many bytes (plus extra).
+	sized := func(n int, extra uint64) error {
+		l, err := size(n)
+		if err != nil {
+			return err
+		}
+		return skip(l + extra)
+	}
+	// counted reads an n-byte element count; each element takes at least
+	// per bytes.
+	counted := func(n int, per uint64) error {
+		c, err := size(n)
+		if err != nil {
+			return err
+		}
+		return need(c * per)
+	}
+	for pos < len(data) {
+		b := data[pos]
+		pos++
+		var err error
+		switch {
+		case b <= 0x7f, b >= 0xe0, b == 0xc0, b == 0xc2, b == 0xc3: // fixint, nil, bool
+		case b >= 0x80 && b <= 0x8f: // fixmap
+			err = need(2 * uint64(b&0x0f))
+		case b >= 0x90 && b <= 0x9f: // fixarray
+			err = need(uint64(b & 0x0f))
+		case b >= 0xa0 && b <= 0xbf: // fixstr
+			err = skip(uint64(b & 0x1f))
+		case b == 0xc4, b == 0xd9: // bin8, str8
+			err = sized(1, 0)
+		case b == 0xc5, b == 0xda: // bin16, str16
+			err = sized(2, 0)
+		case b == 0xc6, b == 0xdb: // bin32, str32
+			err = sized(4, 0)
+		case b == 0xc7: // ext8: length, type, data
+			err = sized(1, 1)
+		case b == 0xc8:
+			err = sized(2, 1)
+		case b == 0xc9:
+			err = sized(4, 1)
+		case b == 0xcc, b == 0xd0: // uint8, int8
+			err = skip(1)
+		case b == 0xcd, b == 0xd1:
+			err = skip(2)
+		case b == 0xca, b == 0xce, b == 0xd2: // float32, uint32, int32
+			err = skip(4)
+		case b == 0xcb, b == 0xcf, b == 0xd3: // float64, uint64, int64
+			err = skip(8)
+		case b >= 0xd4 && b <= 0xd8: // fixext 1, 2, 4, 8, 16: type and data
+			err = skip(1 + 1<<(b-0xd4))
+		case b == 0xdc: // array16
+			err = counted(2, 1)
+		case b == 0xdd: // array32
+			err = counted(4, 1)
+		case b == 0xde: // map16
+			err = counted(2, 2)
+		case b == 0xdf: // map32
+			err = counted(4, 2)
+		default: // 0xc1 is never used
+			err = fmt.Errorf("%w: unknown code 0x%02x at offset %d", ErrMalformedPayload, b, pos-1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
