@@ -56,25 +56,35 @@ func checkMsgpack(data []byte) error {
 		}
 		return skip(l + extra)
 	}
-	// counted reads an n-byte element count; each element takes at least
-	// per bytes.
+	// Containers nest through a stack of the values each still expects, so
+	// that nesting too deep for the decoder's recursion is refused too.
+	var (
+		stack    [maxNesting]uint64
+		depth    int
+		children uint64 // values the container just read holds
+	)
+	// counted reads an n-byte element count of values (per per element).
 	counted := func(n int, per uint64) error {
 		c, err := size(n)
 		if err != nil {
 			return err
 		}
-		return need(c * per)
+		children = c * per
+		return need(children)
 	}
 	for pos < len(data) {
 		b := data[pos]
 		pos++
+		children = 0
 		var err error
 		switch {
 		case b <= 0x7f, b >= 0xe0, b == 0xc0, b == 0xc2, b == 0xc3: // fixint, nil, bool
 		case b >= 0x80 && b <= 0x8f: // fixmap
-			err = need(2 * uint64(b&0x0f))
+			children = 2 * uint64(b&0x0f)
+			err = need(children)
 		case b >= 0x90 && b <= 0x9f: // fixarray
-			err = need(uint64(b & 0x0f))
+			children = uint64(b & 0x0f)
+			err = need(children)
 		case b >= 0xa0 && b <= 0xbf: // fixstr
 			err = skip(uint64(b & 0x1f))
 		case b == 0xc4, b == 0xd9: // bin8, str8
@@ -113,6 +123,25 @@ func checkMsgpack(data []byte) error {
 		if err != nil {
 			return err
 		}
+		if children > 0 {
+			if depth == maxNesting {
+				return fmt.Errorf("%w: nested deeper than %d at offset %d", ErrMalformedPayload, maxNesting, pos)
+			}
+			stack[depth] = children
+			depth++
+			continue
+		}
+		// One value is complete; so are the containers it completes.
+		for depth > 0 {
+			stack[depth-1]--
+			if stack[depth-1] > 0 {
+				break
+			}
+			depth--
+		}
 	}
 	return nil
 }
+
+// maxNesting bounds how deep arrays and maps may nest in a payload.
+const maxNesting = 256

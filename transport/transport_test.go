@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"strings"
@@ -233,6 +234,7 @@ func TestMsgpackRejectsLengthsPastTheEnd(t *testing.T) {
 		"fixarray short":  {0x93, 0x01},
 		"cut length":      {0xc5, 0x01},
 		"never-used code": {0xc1},
+		"nested too deep": append(bytes.Repeat([]byte{0x91}, 300), 0x01),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var v any
@@ -262,6 +264,14 @@ func TestMsgpackCheckAcceptsEveryEncodedKind(t *testing.T) {
 	}
 	b, err := transport.Msgpack.Marshal(in)
 	require.NoError(t, err)
+	nested := any(int64(7))
+	for range 200 {
+		nested = []any{nested, map[string]any{}}
+	}
+	nb, err := transport.Msgpack.Marshal(nested)
+	require.NoError(t, err)
+	var back any
+	require.NoError(t, transport.Msgpack.Unmarshal(nb, &back), "200 levels are within the limit")
 	var out all
 	require.NoError(t, transport.Msgpack.Unmarshal(b, &out))
 	out.T = out.T.UTC() // msgpack decodes times in the local zone
