@@ -144,9 +144,10 @@ type taskState struct {
 }
 
 type peerState struct {
-	role     transport.Role
-	taskType string
-	welcomed bool
+	role      transport.Role
+	taskType  string
+	welcomed  bool
+	announced bool // the worker sent its one ready
 }
 
 type flight struct {
@@ -320,6 +321,11 @@ func (r *distRun) onReady(ctx context.Context, from transport.PeerID, env transp
 		r.d.log.Warn("credit from a peer that is not a welcomed worker; dropped", "peer", from)
 		return nil
 	}
+	if p.announced {
+		r.d.log.Warn("a worker announced its capacity twice; dropped", "peer", from)
+		return nil
+	}
+	p.announced = true
 	if r.ending {
 		return nil
 	}

@@ -257,3 +257,39 @@ func testLoggingIsQuietUnlessDebug(t *testing.T, s Suite) {
 		})
 	}
 }
+
+// testHostilePeerDoesNotStopTheRun: messages out of place, of unknown
+// items or with malformed payloads are dropped, and the run completes.
+func testHostilePeerDoesNotStopTheRun(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}})
+	dErr := make(chan error, 1)
+	go func() { dErr <- d.Run(ctx) }()
+
+	bad, err := transport.Dial(ctx, ep.Distributor)
+	require.NoError(t, err)
+	defer bad.Close()
+	for _, env := range []transport.Envelope{
+		{Kind: transport.KindReady, Count: 1 << 30},                                   // credit without a hello
+		{Kind: transport.KindAck, TaskType: "calc", ItemID: 999},                      // ACK of no item
+		{Kind: transport.KindWork, TaskType: "calc", ItemID: 1},                       // a kind the distributor never receives
+		{Kind: transport.KindMetadata, Payload: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}}, // metadata not asked for, and malformed
+		{Kind: transport.KindHello, Role: transport.Role(77)},                         // an unknown role
+		{Kind: transport.KindBye, Payload: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}},      // a goodbye from a stranger, malformed
+	} {
+		require.NoError(t, bad.Send(ctx, env))
+	}
+	// The unknown role is rejected by name.
+	for {
+		env, err := bad.Recv(ctx)
+		require.NoError(t, err)
+		if env.Kind == transport.KindReject && strings.Contains(string(env.Payload), "role") {
+			break
+		}
+	}
+	require.NoError(t, engine.RunAll(ctx, rec.collector(t, ep), newWorker(t, ep, "calc", echo)))
+	require.NoError(t, <-dErr)
+	rec.requireEachOnce(t, "calc", 20)
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, s Suite) {
 		{"RunTwice", testRunTwice},
 		{"WorkerLeavingHandsBackItsItems", testWorkerLeavingHandsBackItsItems},
 		{"LateWorkerDoesNotHoldUpRunAll", testLateWorkerDoesNotHoldUpRunAll},
+		{"HostilePeerDoesNotStopTheRun", testHostilePeerDoesNotStopTheRun},
 		{"QuorumHoldsWorkUntilEnoughWorkersJoined", testQuorumHoldsWorkUntilEnoughWorkersJoined},
 	}
 	for _, tt := range tests {
