@@ -154,6 +154,12 @@ func (p *pipe) setUp(zctx *zmq.Context, wakeAddr string) (sock, wakeR *zmq.Socke
 	if err := sock.SetRcvhwm(0); err != nil {
 		return sock, nil, err
 	}
+	// A hard guard far above the limit: libzmq drops a peer that sends more
+	// than this before it allocates the message. Between the two, messages
+	// arrive and are dropped and counted here.
+	if err := sock.SetMaxmsgsize(2 * int64(p.opts.MaxMessageSize)); err != nil {
+		return sock, nil, err
+	}
 	if p.kind == zmq.ROUTER {
 		if err := sock.SetRouterMandatory(1); err != nil {
 			return sock, nil, err
