@@ -36,7 +36,10 @@ func testLoadIsBalancedBetweenTwoWorkers(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	const items = 1000
-	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
+	// The quorum makes both workers start together: over a network one of
+	// them may join a reconnect interval later, which is a head start, not
+	// unfairness.
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}}, engine.WithQuorum(2))
 	work := func(ctx context.Context, job *engine.Job) (any, error) {
 		time.Sleep(100 * time.Microsecond) // the simulated work the seed's examples do
 		return nil, nil
