@@ -12,9 +12,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
@@ -64,11 +62,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log := cfg.Log
+	ctx, stop := seed.SignalContext()
 	defer stop()
 
 	dist, err := engine.NewDistributor(cfg.Endpoints, []engine.TaskSpec{

@@ -13,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
@@ -100,11 +98,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log := cfg.Log
+	ctx, stop := seed.SignalContext()
 	defer stop()
 
 	const multiplier = 7

@@ -10,9 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
@@ -31,11 +29,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log := cfg.Log
+	ctx, stop := seed.SignalContext()
 	defer stop()
 
 	// The goroutine hook: does the work; job.Goroutine is its index.

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
@@ -42,6 +44,8 @@ type Config struct {
 	Endpoints  engine.Endpoints
 	Verbose    bool
 	LogLevel   string
+	// Log logs to stderr at LogLevel; ParseFlags sets it.
+	Log *slog.Logger
 }
 
 // ParseFlags parses args (without the program name) over defaults. The
@@ -81,6 +85,11 @@ func ParseFlags(example string, args []string, defaults Config) (*Config, error)
 	default:
 		return nil, fmt.Errorf("-role %q: want all, distributor, collector, worker or metadata", c.Role)
 	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("-log %q: %w", c.LogLevel, err)
+	}
+	c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if c.Role != RoleAll && (strings.HasPrefix(c.Endpoints.Distributor, "inproc://") || strings.HasPrefix(c.Endpoints.Collector, "inproc://")) {
 		return nil, fmt.Errorf("-role %s runs one part of the pipeline in this process, so the others must reach it: give ipc:// or tcp:// endpoints (-distributor, -collector)", c.Role)
 	}
@@ -105,13 +114,9 @@ func (c *Config) DistributorOptions(log *slog.Logger) []engine.Option {
 	return []engine.Option{engine.WithQuorum(c.Quorum), engine.WithLogger(log)}
 }
 
-// Logger returns a logger to stderr at the configured level.
-func (c *Config) Logger() (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("-log %q: %w", c.LogLevel, err)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+// SignalContext returns a context that ends on Ctrl-C or SIGTERM.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // Pipeline is every component an example builds. A process runs the ones

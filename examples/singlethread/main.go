@@ -14,8 +14,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
@@ -34,11 +32,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := cfg.Logger()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log := cfg.Log
+	ctx, stop := seed.SignalContext()
 	defer stop()
 
 	// The worker's execution hook: do the work. Returning nothing forwards
