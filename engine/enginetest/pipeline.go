@@ -237,14 +237,8 @@ func testComponentsStartInAnyOrder(t *testing.T, s Suite) {
 func testCancelReturnsContextError(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	ctx, cancel := context.WithCancel(testCtx(t))
-	started := make(chan struct{})
-	var once sync.Once
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "slow", Task: intItems(100)}})
-	w := newWorker(t, ep, "slow", func(ctx context.Context, job *engine.Job) (any, error) {
-		once.Do(func() { close(started) })
-		<-ctx.Done()
-		return nil, ctx.Err()
-	})
+	w, started := stuckWorker(t, ep, "slow")
 	c := newRecorder().collector(t, ep)
 	errs := make(chan error, 3)
 	for _, r := range []engine.Runner{d, w, c} {
@@ -259,14 +253,8 @@ func testCancelReturnsContextError(t *testing.T, s Suite) {
 
 func testDistributorCancelAbortsRemotePeers(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
-	started := make(chan struct{})
-	var once sync.Once
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "slow", Task: intItems(100)}})
-	w := newWorker(t, ep, "slow", func(ctx context.Context, job *engine.Job) (any, error) {
-		once.Do(func() { close(started) })
-		<-ctx.Done()
-		return nil, ctx.Err()
-	})
+	w, started := stuckWorker(t, ep, "slow")
 	joined := make(chan struct{})
 	c := newRecorder().collector(t, ep, engine.WithCollectorInit(func(context.Context, engine.Metadata) error {
 		close(joined)
@@ -304,14 +292,8 @@ func testWorkerLeavingHandsBackItsItems(t *testing.T, s Suite) {
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
 	ctx := testCtx(t)
 	quitterCtx, quit := context.WithCancel(ctx)
-	holding := make(chan struct{})
-	var once sync.Once
 	// The quitter takes items and sits on them until it is stopped.
-	quitter := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
-		once.Do(func() { close(holding) })
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}, engine.WithConcurrency(2), engine.WithPrefetch(3))
+	quitter, holding := stuckWorker(t, ep, "calc", engine.WithConcurrency(2), engine.WithPrefetch(3))
 	var attempts sync.Map
 	steady := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
 		attempts.Store(job.ItemID, job.Attempt)
@@ -404,4 +386,18 @@ func testQuorumHoldsWorkUntilEnoughWorkersJoined(t *testing.T, s Suite) {
 	if !firstStart.IsZero() {
 		assert.True(t, firstStart.After(secondInit), "an item started before the quorum was complete")
 	}
+}
+
+// stuckWorker returns a worker whose handler holds every item until its
+// context ends, and a channel closed when it took its first item.
+func stuckWorker(t *testing.T, ep engine.Endpoints, taskType string, opts ...engine.Option) (*engine.Worker, <-chan struct{}) {
+	t.Helper()
+	started := make(chan struct{})
+	var once sync.Once
+	w := newWorker(t, ep, taskType, func(ctx context.Context, job *engine.Job) (any, error) {
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, opts...)
+	return w, started
 }
