@@ -158,12 +158,23 @@ func (r *workerRun) run(ctx context.Context) error {
 		execs   sync.WaitGroup
 		initErr = make(chan error, w.s.concurrency)
 	)
+	// Executors hand what they finished to one reporter, which encodes and
+	// sends it while they go on to their next item: after a handler
+	// returns, the next one starts without waiting for the send.
+	finished := make(chan outcome, window)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		r.report(ctx, cancel, finished)
+	}()
 	for i := range w.s.concurrency {
-		execs.Go(func() { r.execute(ctx, cancel, i, jobs, initErr) })
+		execs.Go(func() { r.execute(ctx, i, jobs, finished, initErr) })
 	}
 	stop := func() {
 		close(jobs)
 		execs.Wait()
+		close(finished)
+		<-reported
 	}
 	for range w.s.concurrency {
 		if err := <-initErr; err != nil {
@@ -237,7 +248,7 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 }
 
 // execute is one executing goroutine.
-func (r *workerRun) execute(ctx context.Context, fail context.CancelCauseFunc, index int, jobs <-chan *Job, initErr chan<- error) {
+func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, finished chan<- outcome, initErr chan<- error) {
 	w := r.w
 	if w.s.goroutineInit != nil {
 		if err := protect(func() error { return w.s.goroutineInit(ctx, index, r.md) }); err != nil {
@@ -256,7 +267,25 @@ func (r *workerRun) execute(ctx context.Context, fail context.CancelCauseFunc, i
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
-		if err := r.finish(ctx, job, out, err); err != nil {
+		finished <- outcome{job, out, err}
+	}
+}
+
+// outcome is an executed item on its way to the collector.
+type outcome struct {
+	job *Job
+	out any
+	err error
+}
+
+// report sends every outcome to the collector; the first failure to send
+// stops the run (the rest stay held and are handed back on leaving).
+func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, finished <-chan outcome) {
+	for o := range finished {
+		if ctx.Err() != nil {
+			continue
+		}
+		if err := r.finish(ctx, o.job, o.out, o.err); err != nil {
 			fail(err)
 		}
 	}

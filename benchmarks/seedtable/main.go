@@ -12,7 +12,13 @@
 // medians of those paired differences, which the machine's drift over
 // minutes does not skew.
 //
+// With -transport ipc or tcp, every role runs in its own OS process (the
+// examples, built once), started as the seed did: collector and workers,
+// then the distributor. The collector's stopwatch times the run from its
+// first result to the end, against the ideal time less one item.
+//
 //	go run ./benchmarks/seedtable -n 1000 -delay 10ms -repeat 3
+//	go run ./benchmarks/seedtable -transport ipc -repeat 3
 package main
 
 import (
@@ -48,45 +54,80 @@ func main() {
 	delay := flag.Duration("delay", 10*time.Millisecond, "work per item")
 	repeat := flag.Int("repeat", 1, "runs of each row; the median is shown")
 	prefetch := flag.Int("prefetch", engine.DefaultPrefetch, "worker prefetch (-1: one per goroutine)")
+	tr := flag.String("transport", "inproc", "inproc (one process), or ipc or tcp (a process per role)")
 	flag.Parse()
 	if *n < 1 || *delay <= 0 || *repeat < 1 {
 		fmt.Fprintln(os.Stderr, "seedtable: -n, -delay and -repeat must be positive")
 		os.Exit(2)
 	}
-	if err := run(os.Stdout, *n, *delay, *repeat, *prefetch); err != nil {
+	if err := run(os.Stdout, options{n: *n, delay: *delay, repeat: *repeat, prefetch: *prefetch, transport: *tr}); err != nil {
 		fmt.Fprintln(os.Stderr, "seedtable:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer, n int, delay time.Duration, repeat, prefetch int) error {
+type options struct {
+	n         int
+	delay     time.Duration
+	repeat    int
+	prefetch  int
+	transport string
+}
+
+func run(out io.Writer, o options) error {
 	ctx := context.Background()
-	type sample struct{ overhead, seq, plain float64 }
+	n, delay := o.n, o.delay
+	// measure runs one row and returns the time measured and the ideal
+	// time it is compared with.
+	measure := func(rw row, r int) (took, ideal time.Duration, err error) {
+		ideal = seed.Ideal(n, delay, rw.workers*rw.goroutines)
+		took, err = pipeline(ctx, n, delay, rw, o.prefetch, r)
+		return took, ideal, err
+	}
+	if o.transport != "inproc" {
+		procs, err := newProcesses(ctx, o.transport)
+		if err != nil {
+			return err
+		}
+		defer procs.close()
+		measure = func(rw row, r int) (took, ideal time.Duration, err error) {
+			ideal = seed.Ideal(n, delay, rw.workers*rw.goroutines) - delay
+			took, err = procs.run(ctx, n, delay, rw, o.prefetch, r)
+			return took, ideal, err
+		}
+	}
+	type sample struct {
+		overhead, seq, plain float64
+		ideal                time.Duration
+	}
 	samples := make([][]sample, len(rows))
 	var seqs []float64
 	// Each repetition measures the sequential loop, then per row the plain
 	// goroutines and the pipeline back to back, so the machine's drift
 	// cancels out of the differences.
-	for r := range repeat {
+	for r := range o.repeat {
 		seq := seed.Overhead(seed.Sequential(n, delay), seed.Ideal(n, delay, 1))
 		seqs = append(seqs, seq)
 		for i, rw := range rows {
 			p := rw.workers * rw.goroutines
 			plain := seed.Overhead(plainGoroutines(n, delay, p), seed.Ideal(n, delay, p))
-			took, err := pipeline(ctx, n, delay, rw, prefetch, r)
+			took, ideal, err := measure(rw, r)
 			if err != nil {
 				return fmt.Errorf("%s workers=%d goroutines=%d: %w", rw.name, rw.workers, rw.goroutines, err)
 			}
-			samples[i] = append(samples[i], sample{seed.Overhead(took, seed.Ideal(n, delay, p)), seq, plain})
+			samples[i] = append(samples[i], sample{seed.Overhead(took, ideal), seq, plain, ideal})
 		}
 	}
-	fmt.Fprintf(out, "items: %d, delay: %v, runs per row: %d (medians), transport: inproc, prefetch: %d\n", n, delay, repeat, prefetch)
+	where := "inproc, one process, timed over the whole run"
+	if o.transport != "inproc" {
+		where = o.transport + ", a process per role, timed by the collector from its first result"
+	}
+	fmt.Fprintf(out, "items: %d, delay: %v, runs per row: %d (medians), prefetch: %d\ntransport: %s\n", n, delay, o.repeat, o.prefetch, where)
 	fmt.Fprintf(out, "sequential loop (Example 1): overhead %.2f%%\n\n", median(seqs))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "example\tworkers\tgoroutines\tideal ms\tmeasured ms\toverhead %\tplain goroutines %\tadded vs sequential (points)\tadded vs plain (points)\t")
 	for i, rw := range rows {
-		p := rw.workers * rw.goroutines
-		ideal := seed.Ideal(n, delay, p)
+		ideal := samples[i][0].ideal
 		var ov, pl, dSeq, dPlain []float64
 		for _, s := range samples[i] {
 			ov = append(ov, s.overhead)

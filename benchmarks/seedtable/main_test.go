@@ -13,7 +13,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRunPrintsEveryRow(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(&out, 20, time.Millisecond, 1, -1); err != nil {
+	if err := run(&out, options{n: 20, delay: time.Millisecond, repeat: 1, prefetch: -1, transport: "inproc"}); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()
@@ -24,5 +24,36 @@ func TestRunPrintsEveryRow(t *testing.T) {
 	}
 	if got := strings.Count(text, "thread  "); got < len(rows) {
 		t.Errorf("want %d rows:\n%s", len(rows), text)
+	}
+}
+
+// TestRunWithAProcessPerRole builds the examples and runs every row with
+// each role in its own process, over ipc and tcp.
+func TestRunWithAProcessPerRole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	for _, tr := range []string{"ipc", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := run(&out, options{n: 20, delay: time.Millisecond, repeat: 1, prefetch: -1, transport: tr}); err != nil {
+				t.Fatal(err)
+			}
+			text := out.String()
+			if !strings.Contains(text, tr+", a process per role") || strings.Count(text, "thread  ") < len(rows) {
+				t.Errorf("want a row per example over %s:\n%s", tr, text)
+			}
+		})
+	}
+}
+
+func TestCollectionTimeNeedsEveryResult(t *testing.T) {
+	report := "collected 20 results\ncollection after the first result took: 19.5 milliseconds\n"
+	took, err := collectionTime(report, 20)
+	if err != nil || took != 19500*time.Microsecond {
+		t.Fatalf("collectionTime = %v, %v; want 19.5ms", took, err)
+	}
+	if _, err := collectionTime(strings.Replace(report, "20 results", "19 results", 1), 20); err == nil {
+		t.Fatal("a run that lost a result must be an error")
 	}
 }

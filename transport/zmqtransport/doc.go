@@ -13,20 +13,34 @@
 //
 // A ZeroMQ socket is not safe for concurrent use, so each Listener and Conn
 // has one owner goroutine, locked to its OS thread, that creates its socket,
-// polls it, and closes it. Send and Recv talk to the owner through Go
-// channels; a Send wakes an owner asleep in zmq_poll through an inproc PAIR
-// socket that a second goroutine owns. Close returns after both goroutines
-// closed their sockets and exited. Linger on close is bounded
-// (Options.Linger), and nothing the engine needs at the end of a run relies
-// on it: the engine acknowledges its last messages end to end.
+// moves messages between it and Go channels, and closes it. Between turns
+// the owner sleeps in epoll_wait on two descriptors: libzmq's ZMQ_FD, which
+// libzmq signals when the socket may have messages to read or room to
+// write, and an eventfd that Send (and Close, and a Recv that frees room
+// in a full inbox) writes to when the owner sleeps. So a message costs one
+// system call to hand over, with no goroutine or socket in between. Before
+// it sleeps the owner reads ZMQ_EVENTS, as libzmq asks, since a send may
+// consume the signal of a message that came in meanwhile.
+//
+// The owner sleeps outside Go's network poller on purpose: parked there it
+// would hold no thread, but every message would break the poller's sleep,
+// which Go counts in whole milliseconds, and so push back the process's
+// timers (time.Sleep in handlers) by up to a millisecond each time.
+//
+// Close returns after the owner has closed its socket. Linger on close is
+// bounded (Options.Linger), and nothing the engine needs at the end of a
+// run relies on it: the engine acknowledges its last messages end to end.
 //
 // All sockets share one ZeroMQ context for the life of the process, as
-// pebbe/zmq4's default context does, rather than one per Listener or Conn
-// terminated on Close. With one context each, zmq_ctx_term (libzmq 4.3.4)
-// was seen here to hang for good in about one close in twenty to a hundred,
-// with every socket of the context closed and linger 0 (compare libzmq issue
-// 2586); a Close that can hang forever is worse than a context that lives as
-// long as the process. TestCloseNeverHangs keeps that in check.
+// pebbe/zmq4's default context does, rather than one terminated when the
+// last socket closes. zmq_ctx_term (libzmq 4.3.4) was seen here to hang for
+// good, with every socket of the context closed and linger bounded, in
+// about one of a few hundred runs of a listener and a conn of one process
+// closing at once with messages in flight; with one context per socket it
+// hung about once in twenty to a hundred (compare libzmq issue 2586). A
+// Close that can hang forever is worse than a context that lives as long
+// as the process, whose threads sleep in epoll_wait. TestCloseNeverHangs
+// keeps that in check.
 //
 // # Bad input
 //
@@ -36,7 +50,8 @@
 //
 // # Building without cgo
 //
-// libzmq needs cgo. Built with CGO_ENABLED=0 this package still compiles
-// and registers ipc and tcp, but Listen and Dial fail with ErrNoCgo, so a
-// program that uses inproc endpoints alone builds and runs without cgo.
+// libzmq needs cgo, and the owner's sleep needs Linux. Built with
+// CGO_ENABLED=0, or for another system, this package still compiles and
+// registers ipc and tcp, but Listen and Dial fail with ErrNoCgo, so a
+// program that uses inproc endpoints alone builds and runs anywhere.
 package zmqtransport

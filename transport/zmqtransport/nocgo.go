@@ -1,4 +1,4 @@
-//go:build !cgo
+//go:build !cgo || !linux
 
 package zmqtransport
 
@@ -9,12 +9,12 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
-// Listen fails: there is no libzmq without cgo.
+// Listen fails: there is no libzmq without cgo (or off Linux).
 func (t *Transport) Listen(ctx context.Context, ep transport.Endpoint) (transport.Listener, error) {
 	return nil, fmt.Errorf("listen %q: %w", ep, ErrNoCgo)
 }
 
-// Dial fails: there is no libzmq without cgo.
+// Dial fails: there is no libzmq without cgo (or off Linux).
 func (t *Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.Conn, error) {
 	return nil, fmt.Errorf("dial %q: %w", ep, ErrNoCgo)
 }

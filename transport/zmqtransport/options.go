@@ -8,8 +8,9 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
-// ErrNoCgo is returned by Listen and Dial in a binary built without cgo.
-var ErrNoCgo = errors.New("zmqtransport: this binary was built with CGO_ENABLED=0; ipc:// and tcp:// need libzmq through cgo")
+// ErrNoCgo is returned by Listen and Dial in a binary built without cgo or
+// for a system other than Linux.
+var ErrNoCgo = errors.New("zmqtransport: ipc:// and tcp:// need libzmq through cgo on Linux; this binary was built with CGO_ENABLED=0 or for another system")
 
 // Defaults for Options.
 const (

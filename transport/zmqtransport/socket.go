@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && linux
 
 package zmqtransport
 
@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,16 +19,21 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
-// idlePoll caps how long the owner sleeps in zmq_poll without a wake-up; it
-// bounds the owner's reaction to a lost wake-up and to a full inbox
-// draining. Every other event wakes it at once.
-const idlePoll = 250 * time.Millisecond
+// idleRetry bounds how long the owner waits without a signal, as a
+// backstop; libzmq and wake signal every event at once.
+const idleRetry = 250 * time.Millisecond
 
-// busyPoll is the owner's poll timeout while it waits for room in the inbox
-// or in a full ZeroMQ send queue.
-const busyPoll = time.Millisecond
+// busyRetry is how soon the owner tries again a send that libzmq refused
+// for now (a DEALER with no connection yet).
+const busyRetry = 5 * time.Millisecond
 
-var wakeSeq atomic.Uint64
+// A DEALER whose listener is not there yet tries again after reconnectMin,
+// doubling the wait up to reconnectMax: a listener started a moment later
+// is reached at once, one that is down is not hammered.
+const (
+	reconnectMin = 10 * time.Millisecond
+	reconnectMax = 250 * time.Millisecond
+)
 
 type outMsg struct {
 	to   []byte // ROUTER only: the peer's routing id
@@ -49,13 +53,20 @@ type pipe struct {
 	opts     Options
 	log      *slog.Logger
 
-	outbox  chan outMsg
-	inbox   chan inMsg
-	wake    chan struct{} // to the waker goroutine; capacity 1
-	asleep  atomic.Bool   // the owner is (about to be) in zmq_poll
-	closing chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	outbox    chan outMsg
+	inbox     chan inMsg
+	w         *waiter
+	asleep    atomic.Bool // the owner is (about to be) parked; a Send must wake it
+	inboxFull atomic.Bool // the owner holds a message for a full inbox; a Recv must wake it
+	closing   chan struct{}
+	done      chan struct{} // the owner has closed the socket and exited
+	once      sync.Once
+	err       error // why the owner stopped on its own, if it did; read after done
+
+	// Owned by the owner goroutine.
+	sock    *zmq.Socket
+	heldIn  *inMsg  // received, waiting for room in the inbox
+	heldOut *outMsg // refused by libzmq for now
 
 	known   sync.Map // ROUTER: routing ids seen (string -> struct{})
 	dropped atomic.Uint64
@@ -71,7 +82,6 @@ func open(kind zmq.Type, ep transport.Endpoint, opts Options) (*pipe, error) {
 		log:      opts.Logger.With("component", "zmqtransport", "endpoint", ep.String()),
 		outbox:   make(chan outMsg, opts.Buffer),
 		inbox:    make(chan inMsg, opts.Buffer),
-		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -84,9 +94,9 @@ func open(kind zmq.Type, ep transport.Endpoint, opts Options) (*pipe, error) {
 	return p, nil
 }
 
-// own is the owner goroutine: it alone touches the socket and the wake-up
-// receiver, from creation to close, locked to one OS thread so the sockets
-// never migrate between threads.
+// own is the owner goroutine: it alone touches the socket, from creation to
+// close, locked to one OS thread, where it sleeps between turns (see
+// waiter).
 func (p *pipe) own(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -96,42 +106,46 @@ func (p *pipe) own(ready chan<- error) {
 		ready <- fmt.Errorf("zmqtransport: new context: %w", err)
 		return
 	}
-	wakeAddr := "inproc://zmqtransport-wake-" + strconv.FormatUint(wakeSeq.Add(1), 10)
-	sock, wakeR, err := p.setUp(zctx, wakeAddr)
+	sock, err := p.setUp(zctx)
+	if err == nil {
+		var fd int
+		if fd, err = sock.GetFd(); err == nil {
+			p.w, err = newWaiter(fd)
+		}
+		if err != nil {
+			err = fmt.Errorf("zmqtransport %q: %w", p.endpoint, err)
+		}
+	}
 	if err != nil {
-		for _, s := range []*zmq.Socket{sock, wakeR} {
-			if s != nil {
-				_ = s.SetLinger(0)
-				_ = s.Close()
-			}
+		if sock != nil {
+			_ = sock.SetLinger(0)
+			_ = sock.Close()
 		}
 		ready <- err
 		return
 	}
-	wakerDone := make(chan struct{})
-	wakerReady := make(chan error, 1)
-	go p.waker(zctx, wakeAddr, wakerReady, wakerDone)
-	if err := <-wakerReady; err != nil {
-		_ = sock.SetLinger(0)
-		_ = sock.Close()
-		_ = wakeR.Close()
-		<-wakerDone
-		ready <- err
-		return
-	}
+	p.sock = sock
 	ready <- nil
 
-	p.loop(sock, wakeR)
-
+	for {
+		done, retry := p.step()
+		if done {
+			break
+		}
+		if err := p.w.wait(retry); err != nil {
+			p.err = fmt.Errorf("zmqtransport %q: waiting for the socket: %w", p.endpoint, err)
+			p.log.Error("socket stopped", "err", err)
+			break
+		}
+	}
 	_ = sock.SetLinger(p.opts.Linger)
 	_ = sock.Close()
-	_ = wakeR.SetLinger(0)
-	_ = wakeR.Close()
-	<-wakerDone
+	p.w.close()
 }
 
-// shared is the process's one ZeroMQ context, created on first use and
-// never terminated: see "Sockets and goroutines" in the package doc.
+// shared is the process's one ZeroMQ context, created with the first
+// socket and never terminated: see "Sockets and goroutines" in the package
+// doc.
 var shared struct {
 	once sync.Once
 	ctx  *zmq.Context
@@ -143,49 +157,42 @@ func sharedContext() (*zmq.Context, error) {
 	return shared.ctx, shared.err
 }
 
-func (p *pipe) setUp(zctx *zmq.Context, wakeAddr string) (sock, wakeR *zmq.Socket, err error) {
-	sock, err = zctx.NewSocket(p.kind)
+func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
+	sock, err := zctx.NewSocket(p.kind)
 	if err != nil {
-		return nil, nil, fmt.Errorf("zmqtransport: new socket: %w", err)
+		return nil, fmt.Errorf("zmqtransport: new socket: %w", err)
 	}
 	if err := sock.SetSndhwm(0); err != nil { // the engine's credits bound what is queued
-		return sock, nil, err
+		return sock, err
 	}
 	if err := sock.SetRcvhwm(0); err != nil {
-		return sock, nil, err
+		return sock, err
 	}
 	// A hard guard far above the limit: libzmq drops a peer that sends more
 	// than this before it allocates the message. Between the two, messages
 	// arrive and are dropped and counted here.
 	if err := sock.SetMaxmsgsize(2 * int64(p.opts.MaxMessageSize)); err != nil {
-		return sock, nil, err
+		return sock, err
 	}
 	if p.kind == zmq.ROUTER {
 		if err := sock.SetRouterMandatory(1); err != nil {
-			return sock, nil, err
+			return sock, err
 		}
 		if err := sock.Bind(p.endpoint); err != nil {
-			return sock, nil, bindError(p.endpoint, err)
+			return sock, bindError(p.endpoint, err)
 		}
-	} else {
-		if err := sock.SetReconnectIvl(100 * time.Millisecond); err != nil {
-			return sock, nil, err
-		}
-		if err := sock.SetReconnectIvlMax(250 * time.Millisecond); err != nil {
-			return sock, nil, err
-		}
-		if err := sock.Connect(p.endpoint); err != nil {
-			return sock, nil, fmt.Errorf("zmqtransport: connect %q: %w", p.endpoint, err)
-		}
+		return sock, nil
 	}
-	wakeR, err = zctx.NewSocket(zmq.PAIR)
-	if err != nil {
-		return sock, nil, err
+	if err := sock.SetReconnectIvl(reconnectMin); err != nil {
+		return sock, err
 	}
-	if err := wakeR.Bind(wakeAddr); err != nil {
-		return sock, wakeR, err
+	if err := sock.SetReconnectIvlMax(reconnectMax); err != nil {
+		return sock, err
 	}
-	return sock, wakeR, nil
+	if err := sock.Connect(p.endpoint); err != nil {
+		return sock, fmt.Errorf("zmqtransport: connect %q: %w", p.endpoint, err)
+	}
+	return sock, nil
 }
 
 func bindError(endpoint string, err error) error {
@@ -198,117 +205,73 @@ func bindError(endpoint string, err error) error {
 	return fmt.Errorf("zmqtransport: bind %q: %w", endpoint, err)
 }
 
-// waker owns the sending end of the wake-up pair: it turns a Go channel
-// signal into a ZeroMQ message the owner's poll sees.
-func (p *pipe) waker(zctx *zmq.Context, addr string, ready chan<- error, done chan<- struct{}) {
-	defer close(done)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	w, err := zctx.NewSocket(zmq.PAIR)
-	if err == nil {
-		err = w.Connect(addr)
-	}
-	if err != nil {
-		if w != nil {
-			_ = w.Close()
-		}
-		ready <- fmt.Errorf("zmqtransport: wake-up socket: %w", err)
-		return
-	}
-	ready <- nil
-	defer func() {
-		_ = w.SetLinger(0)
-		_ = w.Close()
-	}()
+// step is one turn of the owner: it moves messages both ways until nothing
+// is left to do, and reports whether the pipe is closing and how soon to
+// call it again without a signal.
+func (p *pipe) step() (done bool, retry time.Duration) {
 	for {
-		select {
-		case <-p.wake:
-			if _, err := w.SendBytes([]byte{1}, zmq.DONTWAIT); err != nil && zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
-				p.log.Warn("wake-up failed", "err", err)
-			}
-		case <-p.closing:
-			_, _ = w.SendBytes([]byte{1}, zmq.DONTWAIT)
-			return
-		}
-	}
-}
-
-// nudge wakes the owner if it sleeps. Callers first queue their message.
-func (p *pipe) nudge() {
-	if p.asleep.Load() {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (p *pipe) loop(sock, wakeR *zmq.Socket) {
-	poller := zmq.NewPoller()
-	sockID := poller.Add(sock, zmq.POLLIN)
-	poller.Add(wakeR, zmq.POLLIN)
-	var (
-		heldIn  *inMsg  // received, waiting for room in the inbox
-		heldOut *outMsg // refused by ZeroMQ for now (send queue full)
-	)
-	for {
-		select {
-		case <-p.closing:
-			// Hand what callers queued before Close to ZeroMQ; linger then
-			// bounds how long it may take to leave.
-			p.flushOut(sock, heldOut)
-			return
-		default:
-		}
-		heldOut = p.flushOut(sock, heldOut)
-		heldIn = p.readIn(sock, heldIn)
-
-		p.asleep.Store(true)
-		if len(p.outbox) > 0 && heldOut == nil {
-			p.asleep.Store(false)
-			continue
-		}
-		events := zmq.State(0)
-		if heldIn == nil {
-			events |= zmq.POLLIN
-		}
-		_, _ = poller.Update(sockID, events)
-		timeout := idlePoll
-		if heldIn != nil || heldOut != nil {
-			timeout = busyPoll
-		}
-		polled, err := poller.Poll(timeout)
 		p.asleep.Store(false)
+		select {
+		case <-p.closing:
+			// Hand what callers queued before Close to libzmq; linger then
+			// bounds how long it may take to leave.
+			p.flushOut()
+			return true, 0
+		default:
+		}
+		p.flushOut()
+		p.readIn()
+		// Reading ZMQ_EVENTS lets libzmq process its pending commands, and
+		// a send may have consumed the ZMQ_FD signal of a message that came
+		// in meanwhile: ask before parking, as libzmq's documentation says.
+		ev, err := p.sock.GetEvents()
 		if err != nil {
-			if zmq.AsErrno(err) == zmq.ETERM {
-				return
-			}
-			p.log.Warn("poll failed", "err", err)
+			p.log.Warn("socket events failed", "err", err)
+		} else if ev&zmq.POLLIN != 0 && p.heldIn == nil {
 			continue
 		}
-		for _, pl := range polled {
-			if pl.Socket == wakeR {
-				for {
-					if _, err := wakeR.RecvBytes(zmq.DONTWAIT); err != nil {
-						break
-					}
-				}
+		p.asleep.Store(true)
+		if len(p.outbox) > 0 && p.heldOut == nil {
+			continue
+		}
+		if p.heldIn != nil {
+			// Ask the next Recv for a wake-up, then look once more in
+			// case it came before the flag was up.
+			p.inboxFull.Store(true)
+			select {
+			case p.inbox <- *p.heldIn:
+				p.heldIn = nil
+				p.inboxFull.Store(false)
+				continue
+			default:
 			}
 		}
+		if p.heldOut != nil {
+			return false, busyRetry
+		}
+		return false, idleRetry
 	}
 }
 
-// flushOut sends what callers queued, until ZeroMQ would block.
-func (p *pipe) flushOut(sock *zmq.Socket, held *outMsg) *outMsg {
+// wake rouses a parked owner; callers first queue their message.
+func (p *pipe) wake() {
+	if p.asleep.CompareAndSwap(true, false) {
+		p.w.wake()
+	}
+}
+
+// flushOut sends what callers queued, until libzmq would block.
+func (p *pipe) flushOut() {
+	sock := p.sock
 	for {
 		var m outMsg
-		if held != nil {
-			m, held = *held, nil
+		if p.heldOut != nil {
+			m, p.heldOut = *p.heldOut, nil
 		} else {
 			select {
 			case m = <-p.outbox:
 			default:
-				return nil
+				return
 			}
 		}
 		var err error
@@ -320,7 +283,8 @@ func (p *pipe) flushOut(sock *zmq.Socket, held *outMsg) *outMsg {
 		switch {
 		case err == nil:
 		case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN):
-			return &m
+			p.heldOut = &m
+			return
 		case zmq.AsErrno(err) == zmq.EHOSTUNREACH:
 			p.known.Delete(string(m.to))
 			p.drop("peer unreachable", err)
@@ -331,26 +295,25 @@ func (p *pipe) flushOut(sock *zmq.Socket, held *outMsg) *outMsg {
 }
 
 // readIn moves received messages into the inbox while it has room.
-func (p *pipe) readIn(sock *zmq.Socket, held *inMsg) *inMsg {
+func (p *pipe) readIn() {
 	for {
-		if held != nil {
+		if p.heldIn != nil {
 			select {
-			case p.inbox <- *held:
-				held = nil
+			case p.inbox <- *p.heldIn:
+				p.heldIn = nil
 			default:
-				return held
+				return
 			}
 		}
-		frames, err := sock.RecvMessageBytes(zmq.DONTWAIT)
+		frames, err := p.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
 				p.log.Warn("receive failed", "err", err)
 			}
-			return nil
+			return
 		}
-		m, ok := p.decode(frames)
-		if ok {
-			held = &m
+		if m, ok := p.decode(frames); ok {
+			p.heldIn = &m
 		}
 	}
 }
@@ -397,6 +360,8 @@ func (p *pipe) send(ctx context.Context, m outMsg) error {
 	select {
 	case <-p.closing:
 		return transport.ErrClosed
+	case <-p.done:
+		return p.stopped()
 	default:
 	}
 	select {
@@ -406,11 +371,13 @@ func (p *pipe) send(ctx context.Context, m outMsg) error {
 		case p.outbox <- m:
 		case <-p.closing:
 			return transport.ErrClosed
+		case <-p.done:
+			return p.stopped()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	p.nudge()
+	p.wake()
 	return nil
 }
 
@@ -422,17 +389,37 @@ func (p *pipe) recv(ctx context.Context) (inMsg, error) {
 	}
 	select {
 	case m := <-p.inbox:
+		p.roomInInbox()
 		return m, nil
 	default:
 	}
 	select {
 	case m := <-p.inbox:
+		p.roomInInbox()
 		return m, nil
 	case <-p.closing:
 		return inMsg{}, transport.ErrClosed
+	case <-p.done:
+		return inMsg{}, p.stopped()
 	case <-ctx.Done():
 		return inMsg{}, ctx.Err()
 	}
+}
+
+// roomInInbox wakes an owner that waits to hand over a message.
+func (p *pipe) roomInInbox() {
+	if p.inboxFull.Load() && p.inboxFull.CompareAndSwap(true, false) {
+		p.w.wake()
+	}
+}
+
+// stopped is the error for a pipe whose owner has exited; call it only
+// after done is closed.
+func (p *pipe) stopped() error {
+	if p.err != nil {
+		return fmt.Errorf("%w: %w", transport.ErrClosed, p.err)
+	}
+	return transport.ErrClosed
 }
 
 func (p *pipe) close() error {
@@ -440,6 +427,7 @@ func (p *pipe) close() error {
 	p.once.Do(func() {
 		err = nil
 		close(p.closing)
+		p.w.wake()
 		<-p.done
 	})
 	return err
