@@ -55,12 +55,13 @@ func main() {
 	repeat := flag.Int("repeat", 1, "runs of each row; the median is shown")
 	prefetch := flag.Int("prefetch", engine.DefaultPrefetch, "worker prefetch (-1: one per goroutine)")
 	tr := flag.String("transport", "inproc", "inproc (one process), or ipc or tcp (a process per role)")
+	verbose := flag.Bool("v", false, "print every run's figures to stderr as it ends")
 	flag.Parse()
 	if *n < 1 || *delay <= 0 || *repeat < 1 {
 		fmt.Fprintln(os.Stderr, "seedtable: -n, -delay and -repeat must be positive")
 		os.Exit(2)
 	}
-	if err := run(os.Stdout, options{n: *n, delay: *delay, repeat: *repeat, prefetch: *prefetch, transport: *tr}); err != nil {
+	if err := run(os.Stdout, options{n: *n, delay: *delay, repeat: *repeat, prefetch: *prefetch, transport: *tr, verbose: *verbose}); err != nil {
 		fmt.Fprintln(os.Stderr, "seedtable:", err)
 		os.Exit(1)
 	}
@@ -72,6 +73,7 @@ type options struct {
 	repeat    int
 	prefetch  int
 	transport string
+	verbose   bool
 }
 
 func run(out io.Writer, o options) error {
@@ -116,6 +118,10 @@ func run(out io.Writer, o options) error {
 				return fmt.Errorf("%s workers=%d goroutines=%d: %w", rw.name, rw.workers, rw.goroutines, err)
 			}
 			samples[i] = append(samples[i], sample{seed.Overhead(took, ideal), seq, plain, ideal})
+			if o.verbose {
+				fmt.Fprintf(os.Stderr, "run %d: %s %d×%d: overhead %.2f%%, sequential %.2f%%, plain goroutines %.2f%%\n",
+					r+1, rw.name, rw.workers, rw.goroutines, seed.Overhead(took, ideal), seq, plain)
+			}
 		}
 	}
 	where := "inproc, one process, timed over the whole run"
