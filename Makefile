@@ -41,5 +41,7 @@ race:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./benchmarks/
 
+# The seed's tables; TRANSPORT=ipc or tcp runs every role in its own process.
+TRANSPORT ?= inproc
 seedtable:
-	$(GO) run ./benchmarks/seedtable -n 1000 -repeat 3
+	$(GO) run ./benchmarks/seedtable -n 1000 -repeat 3 -transport $(TRANSPORT)
