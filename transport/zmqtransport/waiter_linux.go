@@ -4,6 +4,7 @@ package zmqtransport
 
 import (
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,12 @@ type waiter struct {
 	epfd int
 	efd  int // eventfd written by wake
 	evs  [2]syscall.EpollEvent
+
+	// mu keeps close from releasing the eventfd under a wake: a Send or
+	// Close racing with the owner's exit must not write to a descriptor
+	// number that may already belong to another file.
+	mu     sync.RWMutex
+	closed bool
 }
 
 func newWaiter(zmqFD int) (w *waiter, err error) {
@@ -50,7 +57,11 @@ var one = [8]byte{1}
 
 // wake ends the owner's current or next wait. Safe from any goroutine.
 func (w *waiter) wake() {
-	_, _ = syscall.Write(w.efd, one[:])
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if !w.closed {
+		_, _ = syscall.Write(w.efd, one[:])
+	}
 }
 
 // wait sleeps until libzmq signals the socket, wake is called, or timeout
@@ -77,6 +88,9 @@ func (w *waiter) wait(timeout time.Duration) error {
 // close releases the epoll set and the eventfd; libzmq's descriptor stays
 // libzmq's.
 func (w *waiter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
 	_ = syscall.Close(w.efd)
 	_ = syscall.Close(w.epfd)
 }
