@@ -34,13 +34,13 @@
 // All sockets share one ZeroMQ context for the life of the process, as
 // pebbe/zmq4's default context does, rather than one terminated when the
 // last socket closes. zmq_ctx_term (libzmq 4.3.4) was seen here to hang for
-// good, with every socket of the context closed and linger bounded, in
-// about one of a few hundred runs of a listener and a conn of one process
-// closing at once with messages in flight; with one context per socket it
-// hung about once in twenty to a hundred (compare libzmq issue 2586). A
-// Close that can hang forever is worse than a context that lives as long
-// as the process, whose threads sleep in epoll_wait. TestCloseNeverHangs
-// keeps that in check.
+// good, with every socket of the context closed and linger bounded, within
+// a few dozen to a few hundred cycles of a listener and a conn of one
+// process closing at once with messages in flight; with one context per
+// socket it hung about once in twenty to a hundred (compare libzmq issue
+// 2586). A Close that can hang forever is worse than a context that lives
+// as long as the process, whose two threads sleep in epoll_wait.
+// TestCloseNeverHangs keeps that in check.
 //
 // # Bad input
 //
