@@ -147,8 +147,12 @@ type peerState struct {
 	role      transport.Role
 	taskType  string
 	welcomed  bool
-	announced bool // the worker sent its one ready
+	announced bool   // the worker sent its first ready
+	window    uint32 // credits the worker announced in all
 }
+
+// maxWindow bounds the credits one worker may announce.
+const maxWindow = 1 << 20
 
 type flight struct {
 	id       uint64
@@ -321,18 +325,21 @@ func (r *distRun) onReady(ctx context.Context, from transport.PeerID, env transp
 		r.d.log.Warn("credit from a peer that is not a welcomed worker; dropped", "peer", from)
 		return nil
 	}
-	if p.announced {
-		r.d.log.Warn("a worker announced its capacity twice; dropped", "peer", from)
-		return nil
-	}
+	// A later ready widens the worker's window; the whole window stays
+	// bounded, so a peer cannot make the distributor hold unbounded credit.
+	n := min(env.Count, maxWindow-p.window)
+	p.window += n
+	first := !p.announced
 	p.announced = true
 	if r.ending {
 		return nil
 	}
 	ts := r.tasks[p.taskType]
-	n := int(min(env.Count, 1<<20))
 	for range n {
 		ts.slots = append(ts.slots, from)
+	}
+	if !first {
+		return r.dispatch(ctx, ts)
 	}
 	r.ready++
 	if r.ready == r.d.s.quorum { // the quorum is complete: every type may start

@@ -23,18 +23,19 @@
 //
 // # An item's life
 //
-// A worker announces its capacity once, after its init hooks: its
-// goroutines plus a prefetch window (by default one spare item per
-// goroutine). For each credit the distributor asks the worker's task for its
-// next item, but only when the type's dependencies are complete, the
-// metadata (if awaited) arrived and the task is not waiting for an ACK. The
-// item goes to the worker whose credit has waited longest. The worker
-// executes it and sends the result (or the failure) to the collector (a
-// reporter goroutine encodes and sends it, so the executing goroutine goes
-// straight on to its next item), which
-// calls the user's handler and ACKs the item, with any data the handler
-// returned, to the distributor; the distributor passes the ACK to the task's
-// AckHandler and gives the worker its credit back. A task type is complete
+// A worker announces its capacity after its init hooks: its goroutines
+// plus a prefetch window (by default one spare item per goroutine, doubled
+// while items are shorter than a round trip; see DefaultPrefetch). For each
+// credit the distributor asks the worker's task for its next item, but
+// only when the type's dependencies are complete, the metadata (if
+// awaited) arrived and the task is not waiting for an ACK. The item goes
+// to the worker whose credit has waited longest. The worker executes it
+// and sends the result (or the failure) to the collector (a reporter
+// goroutine encodes and sends it, so the executing goroutine goes straight
+// on to its next item), which calls the user's handler and ACKs the item,
+// with any data the handler returned, to the distributor; the distributor
+// passes the ACK to the task's AckHandler and gives the worker its credit
+// back. A task type is complete
 // when its last item was produced and every one of its items was
 // acknowledged; only then do its dependents get items.
 //

@@ -55,7 +55,24 @@ type settings struct {
 // worker's goroutines finish at once, and small enough that at the end of a
 // run a worker sits on at most one round of items another worker could have
 // taken.
+//
+// Items shorter than a round trip drain such a window, so with the default
+// the window grows: each time a goroutine that finished an item finds none
+// waiting and the next one comes within StarvedWithin, the worker doubles
+// its prefetch, up to MaxAutoPrefetch items. Items longer than the round
+// trip never wait and keep the window at its start; items that short cost
+// little unfairness at the end of a run however many a worker holds.
 const DefaultPrefetch = -1
+
+// MaxAutoPrefetch bounds how far the default window grows (see
+// DefaultPrefetch); a worker with more goroutines than this starts, and
+// stays, at one per goroutine.
+const MaxAutoPrefetch = 64
+
+// StarvedWithin is the longest wait for an item that counts as the window
+// running dry rather than the distributor having nothing to hand out (a
+// dependency not complete, a task not ready).
+const StarvedWithin = 50 * time.Millisecond
 
 // DefaultEndGrace is how long a distributor waits, at the end of a run, for
 // workers to confirm they saw the end before it returns anyway.
@@ -173,10 +190,11 @@ func WithConcurrency(n int) Option {
 }
 
 // WithPrefetch sets how many items a worker holds beyond the ones it is
-// executing; DefaultPrefetch (the default) holds one per goroutine. 0 makes
-// a round trip to the distributor sit between two items; more helps when
-// items are tiny and the network slow, at the cost of fairness at the end of
-// a run. Applies to the Worker.
+// executing; DefaultPrefetch (the default) holds one per goroutine and
+// grows while items are shorter than a round trip. A number fixes the
+// window: 0 makes a round trip to the distributor sit between two items;
+// more helps when items are tiny and the network slow, at the cost of
+// fairness at the end of a run. Applies to the Worker.
 func WithPrefetch(n int) Option {
 	return Option{name: "WithPrefetch", roles: []string{compWorker}, set: func(s *settings) error {
 		if n < DefaultPrefetch || n > 1<<20 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
@@ -56,6 +57,7 @@ type Worker struct {
 	started  atomic.Bool
 
 	executed atomic.Int64
+	window   atomic.Int64
 }
 
 // NewWorker returns a worker for taskType. Options: WithConcurrency,
@@ -87,6 +89,11 @@ func NewWorker(ep Endpoints, taskType string, h Handler, opts ...Option) (*Worke
 // Executed returns the number of items this worker finished (succeeded or
 // failed) so far. Safe to call concurrently with Run.
 func (w *Worker) Executed() int64 { return w.executed.Load() }
+
+// Window returns how many items the worker has told the distributor it may
+// hold at once (its goroutines plus its prefetch; see DefaultPrefetch), 0
+// before it announced any. Safe to call concurrently with Run.
+func (w *Worker) Window() int { return int(w.window.Load()) }
 
 // Run connects, takes and executes items until the distributor ends the run
 // (nil), ctx ends (ctx.Err()) or something fails. On the way out it tells
@@ -135,6 +142,10 @@ type workerRun struct {
 
 	mu   sync.Mutex
 	held map[uint64]struct{} // received, not yet finished
+
+	growMu    sync.Mutex
+	window    atomic.Int64 // credits announced: goroutines plus prefetch
+	maxWindow int
 }
 
 func (r *workerRun) run(ctx context.Context) error {
@@ -148,12 +159,16 @@ func (r *workerRun) run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	prefetch := w.s.prefetch
+	prefetch, maxPrefetch := w.s.prefetch, w.s.prefetch
 	if prefetch == DefaultPrefetch {
 		prefetch = w.s.concurrency
+		maxPrefetch = max(prefetch, MaxAutoPrefetch)
 	}
 	window := w.s.concurrency + prefetch
-	jobs := make(chan *Job, window)
+	r.maxWindow = w.s.concurrency + maxPrefetch
+	r.window.Store(int64(window))
+	w.window.Store(int64(window))
+	jobs := make(chan *Job, r.maxWindow)
 	var (
 		execs   sync.WaitGroup
 		initErr = make(chan error, w.s.concurrency)
@@ -161,7 +176,7 @@ func (r *workerRun) run(ctx context.Context) error {
 	// Executors hand what they finished to one reporter, which encodes and
 	// sends it while they go on to their next item: after a handler
 	// returns, the next one starts without waiting for the send.
-	finished := make(chan outcome, window)
+	finished := make(chan outcome, r.maxWindow)
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
@@ -189,7 +204,7 @@ func (r *workerRun) run(ctx context.Context) error {
 		stop()
 		return fmt.Errorf("announce capacity: %w", err)
 	}
-	w.log.Info("worker ready", "concurrency", w.s.concurrency, "prefetch", prefetch)
+	w.log.Info("worker ready", "concurrency", w.s.concurrency, "prefetch", prefetch, "max_prefetch", maxPrefetch)
 
 	err := r.loop(ctx, jobs)
 	if err != nil {
@@ -257,7 +272,16 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, fi
 		}
 	}
 	initErr <- nil
-	for job := range jobs {
+	afterItem := false
+	for {
+		job, ok, starved := r.next(jobs, afterItem)
+		if !ok {
+			return
+		}
+		if starved {
+			r.grow(ctx)
+		}
+		afterItem = true
 		if ctx.Err() != nil {
 			continue // drain: the run is over; these stay in held
 		}
@@ -269,6 +293,42 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, fi
 		}
 		finished <- outcome{job, out, err}
 	}
+}
+
+// next takes the next job. starved reports that a goroutine which had
+// just finished an item found none waiting and the next came soon after:
+// the window is too small for items this short.
+func (r *workerRun) next(jobs <-chan *Job, afterItem bool) (job *Job, ok, starved bool) {
+	select {
+	case job, ok = <-jobs:
+		return job, ok, false
+	default:
+	}
+	if !afterItem || r.window.Load() >= int64(r.maxWindow) {
+		job, ok = <-jobs
+		return job, ok, false
+	}
+	idle := time.Now()
+	job, ok = <-jobs
+	return job, ok, ok && time.Since(idle) < StarvedWithin
+}
+
+// grow doubles the worker's window, up to its maximum, by announcing more
+// credit to the distributor.
+func (r *workerRun) grow(ctx context.Context) {
+	r.growMu.Lock()
+	defer r.growMu.Unlock()
+	cur := int(r.window.Load())
+	if cur >= r.maxWindow {
+		return
+	}
+	next := min(2*cur, r.maxWindow)
+	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(next - cur)}); err != nil {
+		return // the run is ending; the loop sees why
+	}
+	r.window.Store(int64(next))
+	r.w.window.Store(int64(next))
+	r.w.log.Debug("window grown: items are shorter than a round trip", "window", next)
 }
 
 // outcome is an executed item on its way to the collector.

@@ -22,7 +22,8 @@ const (
 	// encoded metadata map (empty without metadata).
 	KindWelcome Kind = 2
 	// KindReady: worker -> distributor; Count more items may be sent. The
-	// engine sends it once per worker and returns one credit with each ACK.
+	// engine's worker sends it after its handshake and again when its
+	// window grows; each ACK returns one credit.
 	KindReady Kind = 3
 	// KindWork: distributor -> worker; one work item.
 	KindWork Kind = 4

@@ -401,3 +401,40 @@ func stuckWorker(t *testing.T, ep engine.Endpoints, taskType string, opts ...eng
 	}, opts...)
 	return w, started
 }
+
+func testShortItemsGrowTheWindow(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	const items = 500
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
+	w := newWorker(t, ep, "calc", echo)
+	fixed := newWorker(t, ep, "calc", echo, engine.WithPrefetch(0))
+	require.NoError(t, engine.RunAll(testCtx(t), d, w, fixed, rec.collector(t, ep)))
+
+	rec.requireEachOnce(t, "calc", items)
+	// Items that take no time drain one spare item per goroutine, so the
+	// default window grows, within its bound; a window set by WithPrefetch
+	// never moves.
+	assert.Greater(t, w.Window(), 2, "the default window of 1 goroutine + 1 spare did not grow")
+	assert.LessOrEqual(t, w.Window(), 1+engine.MaxAutoPrefetch)
+	assert.Equal(t, 1, fixed.Window(), "WithPrefetch(0) fixes the window at the goroutine")
+}
+
+func testLongItemsKeepTheWindow(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	const items = 8
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
+	work := func(ctx context.Context, job *engine.Job) (any, error) {
+		time.Sleep(40 * time.Millisecond) // far longer than a round trip
+		return nil, nil
+	}
+	w := newWorker(t, ep, "calc", work)
+	require.NoError(t, engine.RunAll(testCtx(t), d, w, rec.collector(t, ep)))
+
+	rec.requireEachOnce(t, "calc", items)
+	// The spare item is always there when an item ends, so the window stays
+	// at 2. One doubling is allowed for a machine that stalls for longer
+	// than an item; a window that grew on every item would be at 64.
+	assert.LessOrEqual(t, w.Window(), 4)
+}

@@ -42,6 +42,8 @@ func Run(t *testing.T, s Suite) {
 		{"MetadataFetchErrorIsReturned", testMetadataFetchErrorIsReturned},
 		{"SingleWorkerCollectsEveryItemOnce", testSingleWorkerCollectsEveryItemOnce},
 		{"LoadIsBalancedBetweenTwoWorkers", testLoadIsBalancedBetweenTwoWorkers},
+		{"ShortItemsGrowTheWindow", testShortItemsGrowTheWindow},
+		{"LongItemsKeepTheWindow", testLongItemsKeepTheWindow},
 		{"ConcurrentWorkerHooks", testConcurrentWorkerHooks},
 		{"AckDataReachesTaskAndGatingHolds", testAckDataReachesTaskAndGatingHolds},
 		{"NotReadyWithNothingInFlightAborts", testNotReadyWithNothingInFlightAborts},
