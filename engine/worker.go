@@ -175,8 +175,9 @@ func (r *workerRun) run(ctx context.Context) error {
 	)
 	// Executors hand what they finished to one reporter, which encodes and
 	// sends it while they go on to their next item: after a handler
-	// returns, the next one starts without waiting for the send.
-	finished := make(chan outcome, r.maxWindow)
+	// returns, the next one starts without waiting for the send. When the
+	// reporter falls behind, executors wait for it.
+	finished := make(chan outcome, min(r.maxWindow, w.s.concurrency+MaxAutoPrefetch))
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
