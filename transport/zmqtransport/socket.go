@@ -23,9 +23,11 @@ import (
 // backstop; libzmq and wake signal every event at once.
 const idleRetry = 250 * time.Millisecond
 
-// busyRetry is how soon the owner tries again a send that libzmq refused
-// for now (a DEALER with no connection yet).
-const busyRetry = 5 * time.Millisecond
+// busyRetry is how soon the owner tries again, at the latest, a send that
+// libzmq refused for now (a DEALER with no connection yet). libzmq signals
+// ZMQ_FD as soon as the connection is up, so a waiting DEALER does not
+// wake every few milliseconds; this is the backstop.
+const busyRetry = 100 * time.Millisecond
 
 // A DEALER whose listener is not there yet tries again after reconnectMin,
 // doubling the wait up to reconnectMax: a listener started a moment later
