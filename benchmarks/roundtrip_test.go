@@ -40,10 +40,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 					}
 				}
 			}()
-			env := transport.Envelope{Kind: transport.KindWork, TaskType: "noop", ItemID: 1, Payload: []byte{0xc0}}
 			b.ResetTimer()
 			for range b.N {
-				if err := c.Send(ctx, env); err != nil {
+				if err := c.Send(ctx, noopWork); err != nil {
 					b.Fatal(err)
 				}
 				if _, err := c.Recv(ctx); err != nil {
@@ -60,22 +59,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkRawRoundTrip is BenchmarkRoundTrip with bare libzmq: a DEALER
 // and a ROUTER in blocking calls, messages of the same size.
 func BenchmarkRawRoundTrip(b *testing.B) {
-	size := (&transport.Envelope{Kind: transport.KindWork, TaskType: "noop", ItemID: 1, Payload: []byte{0xc0}}).EncodedLen()
+	size := noopWork.EncodedLen()
 	for _, tr := range []string{"ipc", "tcp"} {
 		b.Run("transport="+tr, func(b *testing.B) {
-			ep := endpoints(b, tr).Distributor
-			zctx, err := zmq.NewContext()
-			if err != nil {
-				b.Fatal(err)
-			}
-			router, _ := zctx.NewSocket(zmq.ROUTER)
-			dealer, _ := zctx.NewSocket(zmq.DEALER)
-			if err := router.Bind(ep); err != nil {
-				b.Fatal(err)
-			}
-			if err := dealer.Connect(ep); err != nil {
-				b.Fatal(err)
-			}
+			router, dealer, closeAll := rawPair(b, tr, zmq.ROUTER, zmq.DEALER)
 			echoed := make(chan error, 1)
 			go func() {
 				for range b.N {
@@ -104,11 +91,7 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 			if err := <-echoed; err != nil {
 				b.Fatal(err)
 			}
-			_ = router.SetLinger(0)
-			_ = dealer.SetLinger(0)
-			_ = router.Close()
-			_ = dealer.Close()
-			_ = zctx.Term()
+			closeAll()
 		})
 	}
 }

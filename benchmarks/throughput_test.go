@@ -63,26 +63,53 @@ func freeTCP(b testing.TB) string {
 	return fmt.Sprintf("tcp://127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
 }
 
+// noopWork is a work item as the no-op benchmarks send it: the size the
+// bare ZeroMQ benchmarks compare with.
+var noopWork = transport.Envelope{Kind: transport.KindWork, TaskType: "noop", ItemID: 1, Payload: []byte{0xc0}}
+
+// rawPair binds a bare libzmq socket of type bind to a fresh endpoint of tr
+// and connects one of type conn to it, in a context of their own; closeAll
+// closes both and terminates the context, from the calling goroutine.
+func rawPair(b *testing.B, tr string, bind, conn zmq.Type) (bound, connected *zmq.Socket, closeAll func()) {
+	b.Helper()
+	ep := endpoints(b, tr).Distributor
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if bound, err = zctx.NewSocket(bind); err == nil {
+		connected, err = zctx.NewSocket(conn)
+	}
+	if err == nil {
+		err = bound.Bind(ep)
+	}
+	if err == nil {
+		err = connected.Connect(ep)
+	}
+	closeAll = func() {
+		for _, s := range []*zmq.Socket{bound, connected} {
+			if s != nil {
+				_ = s.SetLinger(0)
+				_ = s.Close()
+			}
+		}
+		_ = zctx.Term()
+	}
+	if err != nil {
+		closeAll()
+		b.Fatal(err)
+	}
+	return bound, connected, closeAll
+}
+
 // BenchmarkRawPushPull is the ZeroMQ ceiling for BenchmarkNoopItems: bare
 // PUSH to PULL of messages the size of an encoded work item, one way, with
 // no pipeline at all.
 func BenchmarkRawPushPull(b *testing.B) {
-	size := (&transport.Envelope{Kind: transport.KindWork, TaskType: "noop", ItemID: 1, Payload: []byte{0xc0}}).EncodedLen()
+	size := noopWork.EncodedLen()
 	for _, tr := range []string{"ipc", "tcp"} {
 		b.Run("transport="+tr, func(b *testing.B) {
-			ep := endpoints(b, tr).Distributor
-			zctx, err := zmq.NewContext()
-			if err != nil {
-				b.Fatal(err)
-			}
-			pull, _ := zctx.NewSocket(zmq.PULL)
-			push, _ := zctx.NewSocket(zmq.PUSH)
-			if err := pull.Bind(ep); err != nil {
-				b.Fatal(err)
-			}
-			if err := push.Connect(ep); err != nil {
-				b.Fatal(err)
-			}
+			pull, push, closeAll := rawPair(b, tr, zmq.PULL, zmq.PUSH)
 			msg := make([]byte, size)
 			done := make(chan error, 1)
 			b.ResetTimer()
@@ -105,11 +132,7 @@ func BenchmarkRawPushPull(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
-			_ = push.SetLinger(0)
-			_ = pull.SetLinger(0)
-			_ = push.Close()
-			_ = pull.Close()
-			_ = zctx.Term()
+			closeAll()
 		})
 	}
 }

@@ -57,7 +57,7 @@ type Worker struct {
 	started  atomic.Bool
 
 	executed atomic.Int64
-	window   atomic.Int64
+	window   atomic.Int64 // credits announced: goroutines plus prefetch
 }
 
 // NewWorker returns a worker for taskType. Options: WithConcurrency,
@@ -143,8 +143,7 @@ type workerRun struct {
 	mu   sync.Mutex
 	held map[uint64]struct{} // received, not yet finished
 
-	growMu    sync.Mutex
-	window    atomic.Int64 // credits announced: goroutines plus prefetch
+	growMu    sync.Mutex // serialises grow; the window itself is w.window
 	maxWindow int
 }
 
@@ -166,7 +165,6 @@ func (r *workerRun) run(ctx context.Context) error {
 	}
 	window := w.s.concurrency + prefetch
 	r.maxWindow = w.s.concurrency + maxPrefetch
-	r.window.Store(int64(window))
 	w.window.Store(int64(window))
 	jobs := make(chan *Job, r.maxWindow)
 	var (
@@ -305,7 +303,7 @@ func (r *workerRun) next(jobs <-chan *Job, afterItem bool) (job *Job, ok, starve
 		return job, ok, false
 	default:
 	}
-	if !afterItem || r.window.Load() >= int64(r.maxWindow) {
+	if !afterItem || r.w.window.Load() >= int64(r.maxWindow) {
 		job, ok = <-jobs
 		return job, ok, false
 	}
@@ -319,7 +317,7 @@ func (r *workerRun) next(jobs <-chan *Job, afterItem bool) (job *Job, ok, starve
 func (r *workerRun) grow(ctx context.Context) {
 	r.growMu.Lock()
 	defer r.growMu.Unlock()
-	cur := int(r.window.Load())
+	cur := int(r.w.window.Load())
 	if cur >= r.maxWindow {
 		return
 	}
@@ -327,7 +325,6 @@ func (r *workerRun) grow(ctx context.Context) {
 	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(next - cur)}); err != nil {
 		return // the run is ending; the loop sees why
 	}
-	r.window.Store(int64(next))
 	r.w.window.Store(int64(next))
 	r.w.log.Debug("window grown: items are shorter than a round trip", "window", next)
 }
