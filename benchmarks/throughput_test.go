@@ -188,7 +188,7 @@ func BenchmarkRawChannel(b *testing.B) {
 
 // RunNoop runs n no-op items through a pipeline on ep and returns how long
 // the run took. workerOpts go to every worker.
-func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int, workerOpts ...engine.Option) (time.Duration, error) {
+func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int, workerOpts ...engine.WorkerOption) (time.Duration, error) {
 	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "noop", Task: engine.Items(n, func(int) (any, error) { return nil, nil })}})
 	if err != nil {
 		return 0, err

@@ -59,33 +59,66 @@ type TypeSummary struct {
 type Collector struct {
 	ep      Endpoints
 	handler ResultHandler
-	s       settings
+	s       *collectorSettings
 	log     *slog.Logger
 	started atomic.Bool
+	bound   *signal
+	joined  *signal
+	addr    atomic.Pointer[string]
+	meter   meter
 
 	mu      sync.Mutex
 	summary Summary
 }
 
-// NewCollector returns a collector. Options: WithFailureHandler,
-// WithFinished, WithCollectorInit, WithLogger, WithCodec.
-func NewCollector(ep Endpoints, h ResultHandler, opts ...Option) (*Collector, error) {
+// NewCollector returns a collector. Errors wrap ErrInvalidConfig: a nil
+// handler, an endpoint the transport refuses, a bad option.
+func NewCollector(ep Endpoints, h ResultHandler, opts ...CollectorOption) (*Collector, error) {
 	if h == nil {
 		return nil, invalid("collector: nil result handler")
 	}
-	if err := ep.check("collector", true, true); err != nil {
-		return nil, err
-	}
-	s, err := newSettings(compCollector, opts)
+	s, err := newCollectorSettings(opts)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
+	if err := s.checkEndpoint("collector", "collector", ep.Collector, transport.ForListen); err != nil {
+		return nil, err
+	}
+	if err := s.checkEndpoint("collector", "distributor", ep.Distributor, transport.ForDial); err != nil {
+		return nil, err
+	}
 	return &Collector{
 		ep: ep, handler: h, s: s,
-		log:     s.logger.With("component", compCollector),
+		log:     s.logger.With("component", "collector"),
+		bound:   newSignal(),
+		joined:  newSignal(),
 		summary: Summary{ByType: map[string]TypeSummary{}},
 	}, nil
 }
+
+// Bound returns a channel that is closed once the collector is bound to
+// its endpoint, so workers can reach it. It is never closed if Run fails
+// before that.
+func (c *Collector) Bound() <-chan struct{} { return c.bound.ch }
+
+// Addr returns the endpoint the collector is bound to, as its transport
+// reports it (a tcp port given as 0 is the port the system picked), or ""
+// before Bound is closed. Workers dial it.
+func (c *Collector) Addr() string {
+	if a := c.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// Joined returns a channel that is closed once the distributor welcomed
+// the collector, before its init hook runs. It is never closed if Run ends
+// before that.
+func (c *Collector) Joined() <-chan struct{} { return c.joined.ch }
+
+// Stats returns what the collector's transports dropped and what it
+// ignored. Safe to call concurrently with Run.
+func (c *Collector) Stats() Stats { return c.meter.stats() }
 
 // Summary returns what the collector handled so far. Safe to call
 // concurrently with Run.
@@ -115,27 +148,37 @@ func (c *Collector) Run(ctx context.Context) error {
 }
 
 func (c *Collector) run(ctx context.Context) error {
-	results, err := transport.Listen(ctx, c.ep.Collector)
+	results, err := c.s.listen(ctx, c.ep.Collector)
 	if err != nil {
 		return err
 	}
-	defer results.Close()
+	c.meter.track(results)
+	defer c.meter.release(results)
+	addr := results.Addr().String()
+	c.addr.Store(&addr)
+	c.bound.fire()
+	dist, err := c.s.dial(ctx, c.ep.Distributor)
+	if err != nil {
+		return fmt.Errorf("dial distributor: %w", err)
+	}
+	c.meter.track(dist)
+	defer c.meter.release(dist)
 	hello := transport.Envelope{Kind: transport.KindHello, Role: transport.RoleCollector}
-	dist, md, err := dialDistributor(ctx, c.ep.Distributor, hello, c.s.codec, c.log)
+	md, err := handshake(ctx, dist, hello, c.s.codec, c.log, &c.meter)
 	if errors.Is(err, errRunOver) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer dist.Close()
+	c.joined.fire()
 	if c.s.collectorInit != nil {
 		if err := protect(func() error { return c.s.collectorInit(ctx, md) }); err != nil {
 			sendBye(ctx, dist, transport.RoleCollector, nil, c.s.codec, c.log)
 			return fmt.Errorf("init hook: %w", err)
 		}
 	}
-	c.log.Info("collector ready")
+	c.log.Info("collector ready", "endpoint", addr)
 
 	// The distributor's end stops the result loop. Every result was
 	// acknowledged before the end was sent, so none is left behind.
@@ -158,7 +201,7 @@ func (c *Collector) run(ctx context.Context) error {
 				end = &env
 				return
 			}
-			c.log.Warn("unexpected message from the distributor; dropped", "kind", env.Kind)
+			c.meter.ignore(c.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	})
 	loopErr := c.loop(loopCtx, results, dist)
@@ -206,7 +249,7 @@ func (c *Collector) loop(ctx context.Context, results transport.Listener, dist t
 		case transport.KindFailure:
 			ack = c.handleFailure(ctx, env.TaskType, env.ItemID, env.Attempt, string(env.Payload))
 		default:
-			c.log.Warn("unexpected message from a worker; dropped", "kind", env.Kind)
+			c.meter.ignore(c.log, "unexpected message from a worker; dropped", "kind", env.Kind)
 			continue
 		}
 		if debug {

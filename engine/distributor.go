@@ -21,18 +21,21 @@ type Distributor struct {
 	ep      Endpoints
 	specs   []TaskSpec
 	graph   *dag.Graph
-	s       settings
+	s       *distributorSettings
 	log     *slog.Logger
 	started atomic.Bool
+	bound   *signal
+	addr    atomic.Pointer[string]
+	meter   meter
 }
 
-// NewDistributor validates the tasks and their dependency graph and returns
-// a distributor. Errors wrap ErrInvalidConfig and name the task: an empty,
-// over-long or duplicate type, a nil Task, a dependency on a type that is
-// not registered (dag.ErrUnknownDependency), a cycle (a *dag.CycleError
-// naming its path). Options: WithMetadata, WithQuorum, WithEndGrace,
-// WithLogger, WithCodec.
-func NewDistributor(ep Endpoints, tasks []TaskSpec, opts ...Option) (*Distributor, error) {
+// NewDistributor validates the tasks, their dependency graph, the
+// distributor endpoint and the options, and returns a distributor. Errors
+// wrap ErrInvalidConfig and name the culprit: an empty, over-long or
+// duplicate type, a nil Task, a dependency on a type that is not
+// registered (dag.ErrUnknownDependency), a cycle (a *dag.CycleError naming
+// its path), an endpoint the transport refuses.
+func NewDistributor(ep Endpoints, tasks []TaskSpec, opts ...DistributorOption) (*Distributor, error) {
 	if len(tasks) == 0 {
 		return nil, invalid("distributor: no tasks registered")
 	}
@@ -53,18 +56,38 @@ func NewDistributor(ep Endpoints, tasks []TaskSpec, opts ...Option) (*Distributo
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: distributor: %w", ErrInvalidConfig, err)
 	}
-	if err := ep.check("distributor", true, false); err != nil {
-		return nil, err
-	}
-	s, err := newSettings(compDistributor, opts)
+	s, err := newDistributorSettings(opts)
 	if err != nil {
 		return nil, fmt.Errorf("distributor: %w", err)
 	}
+	if err := s.checkEndpoint("distributor", "distributor", ep.Distributor, transport.ForListen); err != nil {
+		return nil, err
+	}
 	return &Distributor{
 		ep: ep, specs: slices.Clone(tasks), graph: g, s: s,
-		log: s.logger.With("component", compDistributor),
+		log:   s.logger.With("component", "distributor"),
+		bound: newSignal(),
 	}, nil
 }
+
+// Bound returns a channel that is closed once the distributor is bound to
+// its endpoint and peers can reach it. It is never closed if Run fails
+// before that.
+func (d *Distributor) Bound() <-chan struct{} { return d.bound.ch }
+
+// Addr returns the endpoint the distributor is bound to, as its transport
+// reports it (a tcp port given as 0 is the port the system picked), or ""
+// before Bound is closed. Peers dial it.
+func (d *Distributor) Addr() string {
+	if a := d.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// Stats returns what the distributor's transport dropped and what it
+// ignored. Safe to call concurrently with Run.
+func (d *Distributor) Stats() Stats { return d.meter.stats() }
 
 // Run binds the distributor endpoint and runs the pipeline: it returns nil
 // once every task type is complete, the collector's finished hook ran and
@@ -76,11 +99,15 @@ func (d *Distributor) Run(ctx context.Context) error {
 	if !d.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	l, err := transport.Listen(ctx, d.ep.Distributor)
+	l, err := d.s.listen(ctx, d.ep.Distributor)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}
-	defer l.Close()
+	d.meter.track(l)
+	defer d.meter.release(l)
+	addr := l.Addr().String()
+	d.addr.Store(&addr)
+	d.bound.fire()
 	tracker, err := dag.NewTracker(d.graph)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err) // validated in NewDistributor; unreachable
@@ -96,7 +123,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 		r.tasks[spec.Type] = &taskState{spec: spec, log: d.s.logger.With("component", "task", "task_type", spec.Type)}
 	}
 	start := time.Now()
-	d.log.Info("distributor running", "endpoint", d.ep.Distributor, "task_types", len(d.specs), "wait_metadata", d.s.waitMetadata)
+	d.log.Info("distributor running", "endpoint", addr, "task_types", len(d.specs), "wait_metadata", d.s.waitMetadata)
 	if err := r.run(ctx); err != nil {
 		r.abort(ctx, err)
 		if ctx.Err() != nil {
@@ -151,7 +178,8 @@ type peerState struct {
 	window    uint32 // credits the worker announced in all
 }
 
-// maxWindow bounds the credits one worker may announce.
+// maxWindow bounds the credits one worker may announce: its goroutines
+// plus its prefetch (NewWorker refuses more).
 const maxWindow = 1 << 20
 
 type flight struct {
@@ -206,7 +234,7 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 	case transport.KindHeartbeat:
 		return nil
 	default:
-		r.d.log.Warn("unexpected message; dropped", "kind", env.Kind, "peer", from)
+		r.d.meter.ignore(r.d.log, "unexpected message; dropped", "kind", env.Kind, "peer", from)
 		return nil
 	}
 }
@@ -322,7 +350,7 @@ func (r *distRun) metadataArrived(ctx context.Context, payload []byte) error {
 func (r *distRun) onReady(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
 	p := r.peers[from]
 	if p == nil || p.role != transport.RoleWorker || !p.welcomed {
-		r.d.log.Warn("credit from a peer that is not a welcomed worker; dropped", "peer", from)
+		r.d.meter.ignore(r.d.log, "credit from a peer that is not a welcomed worker; dropped", "peer", from)
 		return nil
 	}
 	// A later ready widens the worker's window; the whole window stays
@@ -431,7 +459,7 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 func (r *distRun) onAck(ctx context.Context, env transport.Envelope) error {
 	f := r.items[env.ItemID]
 	if f == nil || f.taskType != env.TaskType {
-		r.d.log.Warn("ACK for an item not in flight; dropped", "task_type", env.TaskType, "item", env.ItemID)
+		r.d.meter.ignore(r.d.log, "ACK for an item not in flight; dropped", "task_type", env.TaskType, "item", env.ItemID)
 		return nil
 	}
 	delete(r.items, env.ItemID)
@@ -441,15 +469,23 @@ func (r *distRun) onAck(ctx context.Context, env transport.Envelope) error {
 	if failed {
 		ts.failed++
 	}
-	if h, ok := ts.spec.Task.(AckHandler); ok {
+	taskHandler, _ := ts.spec.Task.(AckHandler)
+	if taskHandler != nil || r.d.s.onAck != nil {
 		ack := &Ack{TaskType: f.taskType, ItemID: f.id, Attempt: int(env.Attempt), Failed: failed, codec: r.d.s.codec}
 		if failed {
 			ack.Error = string(env.Payload)
 		} else {
 			ack.data = env.Payload
 		}
-		if err := protect(func() error { return h.HandleAck(ctx, ack) }); err != nil {
-			return fmt.Errorf("task %q: ack handler: %w", f.taskType, err)
+		if taskHandler != nil {
+			if err := protect(func() error { return taskHandler.HandleAck(ctx, ack) }); err != nil {
+				return fmt.Errorf("task %q: ack handler: %w", f.taskType, err)
+			}
+		}
+		if h := r.d.s.onAck; h != nil {
+			if err := protect(func() error { return h.HandleAck(ctx, ack) }); err != nil {
+				return fmt.Errorf("ack handler (WithAckHandler), at task %q item %d: %w", f.taskType, f.id, err)
+			}
 		}
 	}
 	// The worker's capacity comes back with the ACK: its window bounds the
@@ -515,7 +551,7 @@ func (r *distRun) onBye(ctx context.Context, from transport.PeerID, env transpor
 	var unfinished []uint64
 	if len(env.Payload) > 0 {
 		if err := r.d.s.codec.Unmarshal(env.Payload, &unfinished); err != nil {
-			r.d.log.Error("malformed list of unfinished items in a goodbye", "peer", from, "err", err)
+			r.d.meter.ignore(r.d.log, "malformed list of unfinished items in a goodbye", "peer", from, "err", err)
 		}
 	}
 	switch {

@@ -16,26 +16,32 @@ import (
 type MetadataSource struct {
 	ep      Endpoints
 	fetch   func(ctx context.Context) (Metadata, error)
-	s       settings
+	s       *commonSettings
 	log     *slog.Logger
 	started atomic.Bool
+	meter   meter
 }
 
 // NewMetadataSource returns a source that calls fetch once per Run to get
-// the map. Options: WithLogger, WithCodec.
-func NewMetadataSource(ep Endpoints, fetch func(ctx context.Context) (Metadata, error), opts ...Option) (*MetadataSource, error) {
+// the map. Errors wrap ErrInvalidConfig: a nil fetch function, an endpoint
+// the transport refuses, a bad option.
+func NewMetadataSource(ep Endpoints, fetch func(ctx context.Context) (Metadata, error), opts ...MetadataOption) (*MetadataSource, error) {
 	if fetch == nil {
 		return nil, invalid("metadata source: nil fetch function")
 	}
-	if err := ep.check("metadata source", true, false); err != nil {
-		return nil, err
-	}
-	s, err := newSettings(compMetadata, opts)
+	s, err := newMetadataSettings(opts)
 	if err != nil {
 		return nil, fmt.Errorf("metadata source: %w", err)
 	}
-	return &MetadataSource{ep: ep, fetch: fetch, s: s, log: s.logger.With("component", compMetadata)}, nil
+	if err := s.checkEndpoint("metadata source", "distributor", ep.Distributor, transport.ForDial); err != nil {
+		return nil, err
+	}
+	return &MetadataSource{ep: ep, fetch: fetch, s: s, log: s.logger.With("component", "metadata")}, nil
 }
+
+// Stats returns what the source's transport dropped and what it ignored.
+// Safe to call concurrently with Run.
+func (m *MetadataSource) Stats() Stats { return m.meter.stats() }
 
 // Run fetches the metadata, sends it to the distributor and returns nil once
 // the distributor confirmed it. A distributor that did not ask for metadata,
@@ -65,11 +71,12 @@ func (m *MetadataSource) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode with %s: %w", m.s.codec.Name(), err)
 	}
-	conn, err := transport.Dial(ctx, m.ep.Distributor)
+	conn, err := m.s.dial(ctx, m.ep.Distributor)
 	if err != nil {
 		return fmt.Errorf("dial distributor: %w", err)
 	}
-	defer conn.Close()
+	m.meter.track(conn)
+	defer m.meter.release(conn)
 	if err := conn.Send(ctx, transport.Envelope{Kind: transport.KindMetadata, Role: transport.RoleMetadata, Payload: payload}); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -90,7 +97,7 @@ func (m *MetadataSource) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("%w: the run was already over", ErrRejected)
 		default:
-			m.log.Warn("unexpected message from the distributor; dropped", "kind", env.Kind)
+			m.meter.ignore(m.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	}
 }

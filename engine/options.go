@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,44 +10,170 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
-// component names, as they appear in logs and option errors.
-const (
-	compDistributor = "distributor"
-	compWorker      = "worker"
-	compCollector   = "collector"
-	compMetadata    = "metadata"
-)
+// Options come in one type per component, so that an option given to a
+// component it does not fit is a compile error, not a run-time surprise:
+// NewDistributor takes DistributorOptions, NewWorker WorkerOptions,
+// NewCollector CollectorOptions and NewMetadataSource MetadataOptions. An
+// Option (WithLogger, WithCodec, WithTransport) fits every component.
+// An option with a bad value (a negative quorum, a nil hook) is an
+// ErrInvalidConfig error from the constructor.
 
-// Option configures a component. Each option says which components it
-// applies to; giving it to another one is an ErrInvalidConfig error from the
-// constructor, not a silent no-op.
-type Option struct {
-	name  string
-	roles []string
-	set   func(*settings) error
+// DistributorOption configures a Distributor.
+type DistributorOption interface {
+	applyDistributor(*distributorSettings) error
 }
 
-// settings holds every knob; each constructor reads the ones of its role.
-type settings struct {
-	logger *slog.Logger
-	codec  transport.Codec
+// WorkerOption configures a Worker.
+type WorkerOption interface {
+	applyWorker(*workerSettings) error
+}
 
-	// distributor
+// CollectorOption configures a Collector.
+type CollectorOption interface {
+	applyCollector(*collectorSettings) error
+}
+
+// MetadataOption configures a MetadataSource.
+type MetadataOption interface {
+	applyMetadata(*commonSettings) error
+}
+
+// Option configures any component: it is a DistributorOption, a
+// WorkerOption, a CollectorOption and a MetadataOption.
+type Option struct {
+	name string
+	set  func(*commonSettings) error
+}
+
+func (o Option) apply(s *commonSettings) error {
+	if o.set == nil {
+		return errors.New("zero Option")
+	}
+	return optionError(o.name, o.set(s))
+}
+
+func (o Option) applyDistributor(s *distributorSettings) error { return o.apply(&s.commonSettings) }
+func (o Option) applyWorker(s *workerSettings) error           { return o.apply(&s.commonSettings) }
+func (o Option) applyCollector(s *collectorSettings) error     { return o.apply(&s.commonSettings) }
+func (o Option) applyMetadata(s *commonSettings) error         { return o.apply(s) }
+
+type distributorOption struct {
+	name string
+	set  func(*distributorSettings) error
+}
+
+func (o distributorOption) applyDistributor(s *distributorSettings) error {
+	return optionError(o.name, o.set(s))
+}
+
+type workerOption struct {
+	name string
+	set  func(*workerSettings) error
+}
+
+func (o workerOption) applyWorker(s *workerSettings) error { return optionError(o.name, o.set(s)) }
+
+type collectorOption struct {
+	name string
+	set  func(*collectorSettings) error
+}
+
+func (o collectorOption) applyCollector(s *collectorSettings) error {
+	return optionError(o.name, o.set(s))
+}
+
+func optionError(name string, err error) error {
+	if err != nil {
+		return fmt.Errorf("option %s: %w", name, err)
+	}
+	return nil
+}
+
+// commonSettings are the knobs every component has.
+type commonSettings struct {
+	logger    *slog.Logger
+	codec     transport.Codec
+	transport transport.Transport // nil: the one registered for each endpoint's scheme
+}
+
+func defaultCommon() commonSettings {
+	return commonSettings{logger: slog.New(slog.DiscardHandler), codec: transport.Msgpack{}}
+}
+
+type distributorSettings struct {
+	commonSettings
 	waitMetadata bool
 	endGrace     time.Duration
 	quorum       int
+	onAck        AckHandler
+}
 
-	// worker
+type workerSettings struct {
+	commonSettings
 	concurrency   int
 	prefetch      int
 	prepare       func(ctx context.Context, job *Job) (any, error)
 	workerInit    func(ctx context.Context, md Metadata) error
 	goroutineInit func(ctx context.Context, index int, md Metadata) error
+}
 
-	// collector
+type collectorSettings struct {
+	commonSettings
 	onFailure     func(ctx context.Context, failure *ItemError)
 	onFinished    func(ctx context.Context, summary Summary)
 	collectorInit func(ctx context.Context, md Metadata) error
+}
+
+func newDistributorSettings(opts []DistributorOption) (*distributorSettings, error) {
+	s := &distributorSettings{commonSettings: defaultCommon(), endGrace: DefaultEndGrace}
+	for i, o := range opts {
+		if o == nil {
+			return nil, invalid("option %d is nil", i)
+		}
+		if err := o.applyDistributor(s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return s, nil
+}
+
+func newWorkerSettings(opts []WorkerOption) (*workerSettings, error) {
+	s := &workerSettings{commonSettings: defaultCommon(), concurrency: 1, prefetch: DefaultPrefetch}
+	for i, o := range opts {
+		if o == nil {
+			return nil, invalid("option %d is nil", i)
+		}
+		if err := o.applyWorker(s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return s, nil
+}
+
+func newCollectorSettings(opts []CollectorOption) (*collectorSettings, error) {
+	s := &collectorSettings{commonSettings: defaultCommon()}
+	for i, o := range opts {
+		if o == nil {
+			return nil, invalid("option %d is nil", i)
+		}
+		if err := o.applyCollector(s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return s, nil
+}
+
+func newMetadataSettings(opts []MetadataOption) (*commonSettings, error) {
+	s := defaultCommon()
+	for i, o := range opts {
+		if o == nil {
+			return nil, invalid("option %d is nil", i)
+		}
+		if err := o.applyMetadata(&s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return &s, nil
 }
 
 // DefaultPrefetch, given to WithPrefetch, asks for the default window: one
@@ -58,67 +185,41 @@ type settings struct {
 //
 // Items shorter than a round trip drain such a window, so with the default
 // the window grows: each time a goroutine that finished an item finds none
-// waiting and the next one comes within StarvedWithin, the worker doubles
-// its prefetch, up to MaxAutoPrefetch items. Items longer than the round
-// trip never wait and keep the window at its start; items that short cost
+// waiting and the next one comes soon after (within 50 ms), the worker
+// doubles its prefetch, up to 64 items. Items longer than the round trip
+// never wait and keep the window at its start; items that short cost
 // little unfairness at the end of a run however many a worker holds.
 const DefaultPrefetch = -1
 
-// MaxAutoPrefetch bounds how far the default window grows (see
+// maxAutoPrefetch bounds how far the default window grows (see
 // DefaultPrefetch); a worker with more goroutines than this starts, and
 // stays, at one per goroutine.
-const MaxAutoPrefetch = 64
+const maxAutoPrefetch = 64
 
-// StarvedWithin is the longest wait for an item that counts as the window
+// starvedWithin is the longest wait for an item that counts as the window
 // running dry rather than the distributor having nothing to hand out (a
 // dependency not complete, a task not ready).
-const StarvedWithin = 50 * time.Millisecond
+const starvedWithin = 50 * time.Millisecond
+
+// maxPrefetch bounds WithPrefetch, and maxConcurrency WithConcurrency; a
+// worker's goroutines and prefetch together must fit the credit a
+// distributor keeps for one worker (maxWindow).
+const (
+	maxPrefetch    = 1 << 20
+	maxConcurrency = 1 << 16
+)
 
 // DefaultEndGrace is how long a distributor waits, at the end of a run, for
 // workers to confirm they saw the end before it returns anyway.
 const DefaultEndGrace = 5 * time.Second
 
-func newSettings(component string, opts []Option) (settings, error) {
-	s := settings{
-		logger:      slog.New(slog.DiscardHandler),
-		codec:       transport.Msgpack,
-		endGrace:    DefaultEndGrace,
-		concurrency: 1,
-		prefetch:    DefaultPrefetch,
-	}
-	for _, o := range opts {
-		if o.set == nil {
-			return s, invalid("zero Option given to the %s", component)
-		}
-		if !applies(o.roles, component) {
-			return s, invalid("option %s applies to %v, not to a %s", o.name, o.roles, component)
-		}
-		if err := o.set(&s); err != nil {
-			return s, fmt.Errorf("%w: option %s: %w", ErrInvalidConfig, o.name, err)
-		}
-	}
-	return s, nil
-}
-
-func applies(roles []string, component string) bool {
-	for _, r := range roles {
-		if r == component {
-			return true
-		}
-	}
-	return false
-}
-
-var allRoles = []string{compDistributor, compWorker, compCollector, compMetadata}
-
 // WithLogger sets the component's logger; each component adds a
 // "component" attribute (and "task_type" where there is one). The default
 // discards everything. Per-item lines are logged only at debug level.
-// Applies to every component.
 func WithLogger(l *slog.Logger) Option {
-	return Option{name: "WithLogger", roles: allRoles, set: func(s *settings) error {
+	return Option{name: "WithLogger", set: func(s *commonSettings) error {
 		if l == nil {
-			return fmt.Errorf("nil logger")
+			return errors.New("nil logger")
 		}
 		s.logger = l
 		return nil
@@ -127,22 +228,37 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithCodec sets the codec for payloads, results, ACK data and metadata. All
 // components of one pipeline must use the same codec. The default is
-// transport.Msgpack. Applies to every component.
+// transport.Msgpack.
 func WithCodec(c transport.Codec) Option {
-	return Option{name: "WithCodec", roles: allRoles, set: func(s *settings) error {
+	return Option{name: "WithCodec", set: func(s *commonSettings) error {
 		if c == nil {
-			return fmt.Errorf("nil codec")
+			return errors.New("nil codec")
 		}
 		s.codec = c
 		return nil
 	}}
 }
 
+// WithTransport makes the component bind and dial every one of its
+// endpoints with t, instead of the transport registered for the endpoint's
+// scheme (transport.Register). It is how a transport with non-default
+// settings (zmqtransport.New), or one that is not registered at all, is
+// used. t also checks the endpoints' addresses at construction when it is a
+// transport.EndpointChecker.
+func WithTransport(t transport.Transport) Option {
+	return Option{name: "WithTransport", set: func(s *commonSettings) error {
+		if t == nil {
+			return errors.New("nil transport")
+		}
+		s.transport = t
+		return nil
+	}}
+}
+
 // WithMetadata makes the distributor hand out nothing, and welcome no worker
-// or collector, until a MetadataSource delivered its map. Applies to the
-// Distributor.
-func WithMetadata() Option {
-	return Option{name: "WithMetadata", roles: []string{compDistributor}, set: func(s *settings) error {
+// or collector, until a MetadataSource delivered its map.
+func WithMetadata() DistributorOption {
+	return distributorOption{name: "WithMetadata", set: func(s *distributorSettings) error {
 		s.waitMetadata = true
 		return nil
 	}}
@@ -151,9 +267,9 @@ func WithMetadata() Option {
 // WithEndGrace sets how long the distributor waits at the end of a run for
 // every worker to confirm the end (DefaultEndGrace). A worker that does not
 // answer in time (it was killed, say) is logged and the run still returns
-// nil: all its items were already acknowledged. Applies to the Distributor.
-func WithEndGrace(d time.Duration) Option {
-	return Option{name: "WithEndGrace", roles: []string{compDistributor}, set: func(s *settings) error {
+// nil: all its items were already acknowledged.
+func WithEndGrace(d time.Duration) DistributorOption {
+	return distributorOption{name: "WithEndGrace", set: func(s *distributorSettings) error {
 		if d <= 0 {
 			return fmt.Errorf("grace %v is not positive", d)
 		}
@@ -165,9 +281,9 @@ func WithEndGrace(d time.Duration) Option {
 // WithQuorum makes the distributor hand out nothing until n workers (of
 // any task types) announced their capacity, so that workers started a
 // little after the distributor still take part, and runs compared with
-// each other start alike. Applies to the Distributor.
-func WithQuorum(n int) Option {
-	return Option{name: "WithQuorum", roles: []string{compDistributor}, set: func(s *settings) error {
+// each other start alike. 0, the default, starts with the first worker.
+func WithQuorum(n int) DistributorOption {
+	return distributorOption{name: "WithQuorum", set: func(s *distributorSettings) error {
 		if n < 0 {
 			return fmt.Errorf("quorum %d is negative", n)
 		}
@@ -176,13 +292,30 @@ func WithQuorum(n int) Option {
 	}}
 }
 
+// WithAckHandler gives the distributor a handler that sees every ACK, of
+// every task type, with the collector's ACK data: one place to watch a
+// run's progress. It runs on the distributor's goroutine after the task's
+// own AckHandler, if the task has one; an error or a panic aborts the run.
+func WithAckHandler(h AckHandler) DistributorOption {
+	return distributorOption{name: "WithAckHandler", set: func(s *distributorSettings) error {
+		if h == nil {
+			return errors.New("nil handler")
+		}
+		s.onAck = h
+		return nil
+	}}
+}
+
 // WithConcurrency sets the number of goroutines that execute items in one
 // worker, the original's MultiThreadedWorker (default 1: one item at a time,
-// the SingleThreadedWorker). Applies to the Worker.
-func WithConcurrency(n int) Option {
-	return Option{name: "WithConcurrency", roles: []string{compWorker}, set: func(s *settings) error {
+// the SingleThreadedWorker). At most 65536.
+func WithConcurrency(n int) WorkerOption {
+	return workerOption{name: "WithConcurrency", set: func(s *workerSettings) error {
 		if n < 1 {
 			return fmt.Errorf("concurrency %d is below 1", n)
+		}
+		if n > maxConcurrency {
+			return fmt.Errorf("concurrency %d is over %d", n, maxConcurrency)
 		}
 		s.concurrency = n
 		return nil
@@ -194,11 +327,11 @@ func WithConcurrency(n int) Option {
 // grows while items are shorter than a round trip. A number fixes the
 // window: 0 makes a round trip to the distributor sit between two items;
 // more helps when items are tiny and the network slow, at the cost of
-// fairness at the end of a run. Applies to the Worker.
-func WithPrefetch(n int) Option {
-	return Option{name: "WithPrefetch", roles: []string{compWorker}, set: func(s *settings) error {
-		if n < DefaultPrefetch || n > 1<<20 {
-			return fmt.Errorf("prefetch %d is not DefaultPrefetch or in 0..%d", n, 1<<20)
+// fairness at the end of a run. At most 2^20.
+func WithPrefetch(n int) WorkerOption {
+	return workerOption{name: "WithPrefetch", set: func(s *workerSettings) error {
+		if n < DefaultPrefetch || n > maxPrefetch {
+			return fmt.Errorf("prefetch %d is not DefaultPrefetch or in 0..%d", n, maxPrefetch)
 		}
 		s.prefetch = n
 		return nil
@@ -209,11 +342,11 @@ func WithPrefetch(n int) Option {
 // MultiThreadedWorker.handle_execution: it runs on the worker's main
 // goroutine, one item at a time in arrival order, before the item goes to an
 // executing goroutine; what it returns is the Job's Value there. An error
-// fails the item. Applies to the Worker.
-func WithPrepare(fn func(ctx context.Context, job *Job) (any, error)) Option {
-	return Option{name: "WithPrepare", roles: []string{compWorker}, set: func(s *settings) error {
+// fails the item.
+func WithPrepare(fn func(ctx context.Context, job *Job) (any, error)) WorkerOption {
+	return workerOption{name: "WithPrepare", set: func(s *workerSettings) error {
 		if fn == nil {
-			return fmt.Errorf("nil hook")
+			return errors.New("nil hook")
 		}
 		s.prepare = fn
 		return nil
@@ -222,12 +355,11 @@ func WithPrepare(fn func(ctx context.Context, job *Job) (any, error)) Option {
 
 // WithWorkerInit sets a hook that runs once per worker after the handshake
 // with the distributor, with the run's metadata (nil without metadata), and
-// before the worker takes any item. An error ends the worker's Run. Applies
-// to the Worker.
-func WithWorkerInit(fn func(ctx context.Context, md Metadata) error) Option {
-	return Option{name: "WithWorkerInit", roles: []string{compWorker}, set: func(s *settings) error {
+// before the worker takes any item. An error ends the worker's Run.
+func WithWorkerInit(fn func(ctx context.Context, md Metadata) error) WorkerOption {
+	return workerOption{name: "WithWorkerInit", set: func(s *workerSettings) error {
 		if fn == nil {
-			return fmt.Errorf("nil hook")
+			return errors.New("nil hook")
 		}
 		s.workerInit = fn
 		return nil
@@ -237,11 +369,11 @@ func WithWorkerInit(fn func(ctx context.Context, md Metadata) error) Option {
 // WithGoroutineInit sets a hook that runs once in each executing goroutine,
 // with its index (0 to concurrency-1) and the metadata, after the worker
 // init hook and before the goroutine takes any item. An error ends the
-// worker's Run. Applies to the Worker.
-func WithGoroutineInit(fn func(ctx context.Context, index int, md Metadata) error) Option {
-	return Option{name: "WithGoroutineInit", roles: []string{compWorker}, set: func(s *settings) error {
+// worker's Run.
+func WithGoroutineInit(fn func(ctx context.Context, index int, md Metadata) error) WorkerOption {
+	return workerOption{name: "WithGoroutineInit", set: func(s *workerSettings) error {
 		if fn == nil {
-			return fmt.Errorf("nil hook")
+			return errors.New("nil hook")
 		}
 		s.goroutineInit = fn
 		return nil
@@ -250,11 +382,11 @@ func WithGoroutineInit(fn func(ctx context.Context, index int, md Metadata) erro
 
 // WithFailureHandler sets the collector's hook for failed items; it runs on
 // the collector's goroutine, like the result handler. Without one, failures
-// are only counted (and logged at warn level). Applies to the Collector.
-func WithFailureHandler(fn func(ctx context.Context, failure *ItemError)) Option {
-	return Option{name: "WithFailureHandler", roles: []string{compCollector}, set: func(s *settings) error {
+// are only counted (and logged at warn level).
+func WithFailureHandler(fn func(ctx context.Context, failure *ItemError)) CollectorOption {
+	return collectorOption{name: "WithFailureHandler", set: func(s *collectorSettings) error {
 		if fn == nil {
-			return fmt.Errorf("nil hook")
+			return errors.New("nil hook")
 		}
 		s.onFailure = fn
 		return nil
@@ -263,11 +395,11 @@ func WithFailureHandler(fn func(ctx context.Context, failure *ItemError)) Option
 
 // WithFinished sets the collector's hook that runs exactly once when a run
 // completes, after every result was handled. It does not run when the run
-// is cancelled or aborted. Applies to the Collector.
-func WithFinished(fn func(ctx context.Context, summary Summary)) Option {
-	return Option{name: "WithFinished", roles: []string{compCollector}, set: func(s *settings) error {
+// is cancelled or aborted.
+func WithFinished(fn func(ctx context.Context, summary Summary)) CollectorOption {
+	return collectorOption{name: "WithFinished", set: func(s *collectorSettings) error {
 		if fn == nil {
-			return fmt.Errorf("nil hook")
+			return errors.New("nil hook")
 		}
 		s.onFinished = fn
 		return nil
@@ -276,11 +408,11 @@ func WithFinished(fn func(ctx context.Context, summary Summary)) Option {
 
 // WithCollectorInit sets a hook that runs once after the collector's
 // handshake, with the run's metadata, before any result is handled. An
-// error ends the collector's Run. Applies to the Collector.
-func WithCollectorInit(fn func(ctx context.Context, md Metadata) error) Option {
-	return Option{name: "WithCollectorInit", roles: []string{compCollector}, set: func(s *settings) error {
+// error ends the collector's Run.
+func WithCollectorInit(fn func(ctx context.Context, md Metadata) error) CollectorOption {
+	return collectorOption{name: "WithCollectorInit", set: func(s *collectorSettings) error {
 		if fn == nil {
-			return fmt.Errorf("nil hook")
+			return errors.New("nil hook")
 		}
 		s.collectorInit = fn
 		return nil

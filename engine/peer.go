@@ -18,22 +18,9 @@ var errRunOver = errors.New("engine: the run is already over")
 // vanished distributor cannot hold up shutdown.
 const byeTimeout = time.Second
 
-// dialDistributor dials the distributor endpoint and performs the
-// handshake: hello, then welcome (with metadata), reject or end.
-func dialDistributor(ctx context.Context, endpoint string, hello transport.Envelope, codec transport.Codec, log *slog.Logger) (transport.Conn, Metadata, error) {
-	conn, err := transport.Dial(ctx, endpoint)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dial distributor: %w", err)
-	}
-	md, err := handshake(ctx, conn, hello, codec, log)
-	if err != nil {
-		_ = conn.Close()
-		return nil, nil, err
-	}
-	return conn, md, nil
-}
-
-func handshake(ctx context.Context, conn transport.Conn, hello transport.Envelope, codec transport.Codec, log *slog.Logger) (Metadata, error) {
+// handshake greets the distributor on conn: hello, then welcome (with
+// the metadata), reject or end.
+func handshake(ctx context.Context, conn transport.Conn, hello transport.Envelope, codec transport.Codec, log *slog.Logger, m *meter) (Metadata, error) {
 	if err := conn.Send(ctx, hello); err != nil {
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
@@ -53,7 +40,7 @@ func handshake(ctx context.Context, conn transport.Conn, hello transport.Envelop
 			}
 			return nil, errRunOver
 		default:
-			log.Warn("unexpected message before the welcome; dropped", "kind", env.Kind)
+			m.ignore(log, "unexpected message before the welcome; dropped", "kind", env.Kind)
 		}
 	}
 }

@@ -14,7 +14,8 @@ import (
 
 // Endpoints says where the roles meet. Every component of one pipeline is
 // given the same Endpoints; which transport carries them follows from the
-// scheme alone ("inproc://", "ipc://", "tcp://").
+// scheme ("inproc://", "ipc://", "tcp://", or any registered one), unless
+// the component was given one (WithTransport).
 type Endpoints struct {
 	// Distributor is bound by the distributor; workers, the collector and
 	// the metadata source dial it.
@@ -30,24 +31,46 @@ func InProcess(name string) Endpoints {
 	return Endpoints{Distributor: "inproc://" + name + "/distributor", Collector: "inproc://" + name + "/collector"}
 }
 
-// check validates the endpoints a component uses and that a transport serves
-// their schemes.
-func (e Endpoints) check(component string, distributor, collector bool) error {
-	for _, c := range []struct {
-		use      bool
-		name, ep string
-	}{{distributor, "distributor", e.Distributor}, {collector, "collector", e.Collector}} {
-		if !c.use {
-			continue
-		}
-		if c.ep == "" {
-			return invalid("%s: empty %s endpoint", component, c.name)
-		}
-		if _, _, err := transport.ForEndpoint(c.ep); err != nil {
-			return fmt.Errorf("%w: %s: %s endpoint: %w", ErrInvalidConfig, component, c.name, err)
-		}
+// resolve returns the endpoint and the transport that serves it: the
+// component's own, or the one registered for the scheme.
+func (s *commonSettings) resolve(endpoint string) (transport.Endpoint, transport.Transport, error) {
+	if s.transport != nil {
+		ep, err := transport.ParseEndpoint(endpoint)
+		return ep, s.transport, err
+	}
+	return transport.Resolve(endpoint)
+}
+
+// checkEndpoint validates an endpoint the component binds or dials, so
+// that a bad one is an error from the constructor.
+func (s *commonSettings) checkEndpoint(component, which, endpoint string, use transport.Use) error {
+	if endpoint == "" {
+		return invalid("%s: empty %s endpoint", component, which)
+	}
+	ep, t, err := s.resolve(endpoint)
+	if err == nil {
+		err = transport.Check(t, ep, use)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %s endpoint: %w", ErrInvalidConfig, component, which, err)
 	}
 	return nil
+}
+
+func (s *commonSettings) listen(ctx context.Context, endpoint string) (transport.Listener, error) {
+	ep, t, err := s.resolve(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return t.Listen(ctx, ep)
+}
+
+func (s *commonSettings) dial(ctx context.Context, endpoint string) (transport.Conn, error) {
+	ep, t, err := s.resolve(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return t.Dial(ctx, ep)
 }
 
 // Runner is a component: Distributor, Worker, Collector, MetadataSource.
@@ -61,12 +84,13 @@ type Runner interface {
 // join a run that a distributor already completed.
 var errRunComplete = errors.New("engine: the run completed")
 
-// RunAll runs every component in its own goroutine and waits for all of
-// them, for the in-process case. The first failure cancels the others and is
-// returned; nil means every component completed. When a Distributor among
-// them completes the run, any component still waiting to join it (a worker
-// that connected too late to get an item, say) is stopped and counts as
-// done.
+// RunAll runs every component in its own goroutine of this process and
+// waits for all of them, whatever their transports: the whole pipeline
+// over inproc endpoints, or the roles a process takes in a distributed one.
+// The first failure cancels the others and is returned; nil means every
+// component completed. When a Distributor among them completes the run,
+// any component still waiting to join it (a worker that connected too late
+// to get an item, say) is stopped and counts as done.
 func RunAll(ctx context.Context, components ...Runner) error {
 	for i, c := range components {
 		if c == nil {

@@ -51,6 +51,12 @@ type AckHandler interface {
 	HandleAck(ctx context.Context, ack *Ack) error
 }
 
+// AckHandlerFunc adapts a function to AckHandler, for WithAckHandler.
+type AckHandlerFunc func(ctx context.Context, ack *Ack) error
+
+// HandleAck calls f.
+func (f AckHandlerFunc) HandleAck(ctx context.Context, ack *Ack) error { return f(ctx, ack) }
+
 // TaskSpec registers a task with a distributor.
 type TaskSpec struct {
 	// Type names the task type; workers connect for a type.

@@ -52,18 +52,20 @@ type Worker struct {
 	ep       Endpoints
 	taskType string
 	handler  Handler
-	s        settings
+	s        *workerSettings
 	log      *slog.Logger
 	started  atomic.Bool
+	joined   *signal
+	meter    meter
 
 	executed atomic.Int64
-	window   atomic.Int64 // credits announced: goroutines plus prefetch
 }
 
-// NewWorker returns a worker for taskType. Options: WithConcurrency,
-// WithPrefetch, WithPrepare, WithWorkerInit, WithGoroutineInit, WithLogger,
-// WithCodec. Whether the distributor knows taskType is checked by Run.
-func NewWorker(ep Endpoints, taskType string, h Handler, opts ...Option) (*Worker, error) {
+// NewWorker returns a worker for taskType. Errors wrap ErrInvalidConfig:
+// an empty or over-long task type, a nil handler, an endpoint the
+// transport refuses, a bad option. Whether the distributor knows taskType
+// is checked by Run.
+func NewWorker(ep Endpoints, taskType string, h Handler, opts ...WorkerOption) (*Worker, error) {
 	if taskType == "" {
 		return nil, invalid("worker: empty task type")
 	}
@@ -73,16 +75,22 @@ func NewWorker(ep Endpoints, taskType string, h Handler, opts ...Option) (*Worke
 	if h == nil {
 		return nil, invalid("worker %q: nil handler", taskType)
 	}
-	if err := ep.check("worker", true, true); err != nil {
-		return nil, err
-	}
-	s, err := newSettings(compWorker, opts)
+	s, err := newWorkerSettings(opts)
 	if err != nil {
 		return nil, fmt.Errorf("worker %q: %w", taskType, err)
 	}
+	if s.prefetch != DefaultPrefetch && s.concurrency+s.prefetch > maxWindow {
+		return nil, invalid("worker %q: %d goroutines and a prefetch of %d are over the %d items a distributor lets one worker hold", taskType, s.concurrency, s.prefetch, maxWindow)
+	}
+	for _, e := range []struct{ which, endpoint string }{{"distributor", ep.Distributor}, {"collector", ep.Collector}} {
+		if err := s.checkEndpoint(fmt.Sprintf("worker %q", taskType), e.which, e.endpoint, transport.ForDial); err != nil {
+			return nil, err
+		}
+	}
 	return &Worker{
 		ep: ep, taskType: taskType, handler: h, s: s,
-		log: s.logger.With("component", compWorker, "task_type", taskType),
+		log:    s.logger.With("component", "worker", "task_type", taskType),
+		joined: newSignal(),
 	}, nil
 }
 
@@ -90,10 +98,14 @@ func NewWorker(ep Endpoints, taskType string, h Handler, opts ...Option) (*Worke
 // failed) so far. Safe to call concurrently with Run.
 func (w *Worker) Executed() int64 { return w.executed.Load() }
 
-// Window returns how many items the worker has told the distributor it may
-// hold at once (its goroutines plus its prefetch; see DefaultPrefetch), 0
-// before it announced any. Safe to call concurrently with Run.
-func (w *Worker) Window() int { return int(w.window.Load()) }
+// Joined returns a channel that is closed once the distributor welcomed
+// the worker, before its init hooks run. It is never closed if Run ends
+// before that.
+func (w *Worker) Joined() <-chan struct{} { return w.joined.ch }
+
+// Stats returns what the worker's transports dropped and what it ignored.
+// Safe to call concurrently with Run.
+func (w *Worker) Stats() Stats { return w.meter.stats() }
 
 // Run connects, takes and executes items until the distributor ends the run
 // (nil), ctx ends (ctx.Err()) or something fails. On the way out it tells
@@ -105,13 +117,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		return ErrAlreadyRunning
 	}
 	// The collector first: a worker that cannot reach it never joins.
-	coll, err := transport.Dial(ctx, w.ep.Collector)
+	coll, err := w.s.dial(ctx, w.ep.Collector)
 	if err != nil {
 		return fmt.Errorf("worker %q: dial collector: %w", w.taskType, err)
 	}
-	defer coll.Close()
+	w.meter.track(coll)
+	defer w.meter.release(coll)
+	dist, err := w.s.dial(ctx, w.ep.Distributor)
+	if err != nil {
+		return fmt.Errorf("worker %q: dial distributor: %w", w.taskType, err)
+	}
+	w.meter.track(dist)
+	defer w.meter.release(dist)
 	hello := transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: w.taskType, Count: uint32(w.s.concurrency)}
-	dist, md, err := dialDistributor(ctx, w.ep.Distributor, hello, w.s.codec, w.log)
+	md, err := handshake(ctx, dist, hello, w.s.codec, w.log, &w.meter)
 	if errors.Is(err, errRunOver) {
 		w.log.Info("the run was already over when this worker joined")
 		return nil
@@ -122,7 +141,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("worker %q: %w", w.taskType, err)
 	}
-	defer dist.Close()
+	w.joined.fire()
 
 	r := &workerRun{w: w, dist: dist, coll: coll, md: md, held: make(map[uint64]struct{})}
 	if err := r.run(ctx); err != nil {
@@ -143,7 +162,8 @@ type workerRun struct {
 	mu   sync.Mutex
 	held map[uint64]struct{} // received, not yet finished
 
-	growMu    sync.Mutex // serialises grow; the window itself is w.window
+	growMu    sync.Mutex   // serialises grow
+	window    atomic.Int64 // credits announced: goroutines plus prefetch
 	maxWindow int
 }
 
@@ -161,11 +181,11 @@ func (r *workerRun) run(ctx context.Context) error {
 	prefetch, maxPrefetch := w.s.prefetch, w.s.prefetch
 	if prefetch == DefaultPrefetch {
 		prefetch = w.s.concurrency
-		maxPrefetch = max(prefetch, MaxAutoPrefetch)
+		maxPrefetch = max(prefetch, maxAutoPrefetch)
 	}
 	window := w.s.concurrency + prefetch
 	r.maxWindow = w.s.concurrency + maxPrefetch
-	w.window.Store(int64(window))
+	r.window.Store(int64(window))
 	jobs := make(chan *Job, r.maxWindow)
 	var (
 		execs   sync.WaitGroup
@@ -175,7 +195,7 @@ func (r *workerRun) run(ctx context.Context) error {
 	// sends it while they go on to their next item: after a handler
 	// returns, the next one starts without waiting for the send. When the
 	// reporter falls behind, executors wait for it.
-	finished := make(chan outcome, min(r.maxWindow, w.s.concurrency+MaxAutoPrefetch))
+	finished := make(chan outcome, min(r.maxWindow, w.s.concurrency+maxAutoPrefetch))
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
@@ -256,7 +276,7 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 		case transport.KindEnd:
 			return endError(env)
 		default:
-			w.log.Warn("unexpected message from the distributor; dropped", "kind", env.Kind)
+			w.meter.ignore(w.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	}
 }
@@ -303,13 +323,13 @@ func (r *workerRun) next(jobs <-chan *Job, afterItem bool) (job *Job, ok, starve
 		return job, ok, false
 	default:
 	}
-	if !afterItem || r.w.window.Load() >= int64(r.maxWindow) {
+	if !afterItem || r.window.Load() >= int64(r.maxWindow) {
 		job, ok = <-jobs
 		return job, ok, false
 	}
 	idle := time.Now()
 	job, ok = <-jobs
-	return job, ok, ok && time.Since(idle) < StarvedWithin
+	return job, ok, ok && time.Since(idle) < starvedWithin
 }
 
 // grow doubles the worker's window, up to its maximum, by announcing more
@@ -317,7 +337,7 @@ func (r *workerRun) next(jobs <-chan *Job, afterItem bool) (job *Job, ok, starve
 func (r *workerRun) grow(ctx context.Context) {
 	r.growMu.Lock()
 	defer r.growMu.Unlock()
-	cur := int(r.w.window.Load())
+	cur := int(r.window.Load())
 	if cur >= r.maxWindow {
 		return
 	}
@@ -325,7 +345,7 @@ func (r *workerRun) grow(ctx context.Context) {
 	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(next - cur)}); err != nil {
 		return // the run is ending; the loop sees why
 	}
-	r.w.window.Store(int64(next))
+	r.window.Store(int64(next))
 	r.w.log.Debug("window grown: items are shorter than a round trip", "window", next)
 }
 

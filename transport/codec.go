@@ -19,7 +19,8 @@ type Codec interface {
 	Name() string
 }
 
-// Msgpack is the default Codec, MessagePack as in the original library.
+// Msgpack is the default Codec, MessagePack as in the original library;
+// the zero value is ready to use.
 // Unmarshal first checks that every length in the input fits the input
 // (ErrMalformedPayload otherwise), so hostile bytes cannot make it allocate
 // more than the message's own size.
@@ -27,9 +28,9 @@ type Codec interface {
 // int64 for every integer that fits one (uint64 only above math.MaxInt64),
 // float64, string, []byte, []any and map[string]any, so a number looks the
 // same whatever width the sender used.
-var Msgpack Codec = msgpackCodec{}
+type Msgpack struct{}
 
-type msgpackCodec struct{}
+var _ Codec = Msgpack{}
 
 var msgpackDecoders = sync.Pool{New: func() any {
 	return msgpack.NewDecoder(nil)
@@ -48,7 +49,8 @@ type pooledEncoder struct {
 	enc *msgpack.Encoder
 }
 
-func (msgpackCodec) Marshal(v any) ([]byte, error) {
+// Marshal encodes v.
+func (Msgpack) Marshal(v any) ([]byte, error) {
 	e := msgpackEncoders.Get().(*pooledEncoder)
 	defer func() {
 		if e.buf.Cap() <= 64<<10 { // let the GC have buffers grown by a large value
@@ -63,7 +65,9 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	return bytes.Clone(e.buf.Bytes()), nil
 }
 
-func (msgpackCodec) Unmarshal(data []byte, v any) error {
+// Unmarshal checks data's structure, then decodes it into the value v
+// points to.
+func (Msgpack) Unmarshal(data []byte, v any) error {
 	if err := checkMsgpack(data); err != nil {
 		return err
 	}
@@ -107,4 +111,5 @@ func signedInts(v any) any {
 	return v
 }
 
-func (msgpackCodec) Name() string { return "msgpack" }
+// Name returns "msgpack".
+func (Msgpack) Name() string { return "msgpack" }

@@ -3,23 +3,14 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"net"
-	"runtime"
-	"strconv"
 	"strings"
-)
-
-// Endpoint schemes.
-const (
-	SchemeInproc = "inproc"
-	SchemeIPC    = "ipc"
-	SchemeTCP    = "tcp"
 )
 
 // ErrInvalidEndpoint is wrapped by every *EndpointError.
 var ErrInvalidEndpoint = errors.New("invalid endpoint")
 
-// EndpointError says which endpoint string is wrong and why.
+// EndpointError says which endpoint string is wrong and why. Transports
+// return it from CheckEndpoint, Listen and Dial for addresses they refuse.
 type EndpointError struct {
 	Endpoint string
 	Reason   string
@@ -33,104 +24,88 @@ func (e *EndpointError) Error() string {
 // Unwrap lets errors.Is(err, ErrInvalidEndpoint) match.
 func (e *EndpointError) Unwrap() error { return ErrInvalidEndpoint }
 
-// MaxIPCPath is the longest ipc path the OS accepts: the size of sun_path in
-// struct sockaddr_un less its terminating NUL (108 on Linux, 104 on the BSDs
-// and macOS).
-var MaxIPCPath = func() int {
-	switch runtime.GOOS {
-	case "linux", "android":
-		return 107
-	default:
-		return 103
-	}
-}()
-
-// Endpoint is a parsed endpoint string: "inproc://name", "ipc:///path" or
-// "tcp://host:port". For binding, a tcp host may be "*" (all interfaces).
+// Endpoint is "scheme://address". The scheme picks the transport; what
+// the address means (a name, a socket file, a host and port) is for that
+// transport alone to say: see EndpointChecker.
 type Endpoint struct {
-	Scheme string
-	// Name is the inproc name.
-	Name string
-	// Path is the ipc socket file.
-	Path string
-	// Host and Port are the tcp address.
-	Host string
-	Port int
-	raw  string
+	Scheme  string
+	Address string
 }
 
-// String returns the endpoint as it was given.
-func (e Endpoint) String() string { return e.raw }
+// String returns "scheme://address".
+func (e Endpoint) String() string { return e.Scheme + "://" + e.Address }
 
-// ParseEndpoint parses and validates s. Every error is an *EndpointError
-// naming s.
+// Invalid returns an *EndpointError naming e, with the reason formatted
+// from format and args.
+func (e Endpoint) Invalid(format string, args ...any) error {
+	return &EndpointError{Endpoint: e.String(), Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseEndpoint splits s into its scheme and address. It checks only the
+// shape: a scheme of lower-case letters, digits, '+', '-' and '.' that
+// starts with a letter, then "://". The address is checked by the
+// scheme's transport. Every error is an *EndpointError naming s.
 func ParseEndpoint(s string) (Endpoint, error) {
-	bad := func(format string, args ...any) (Endpoint, error) {
-		return Endpoint{}, &EndpointError{Endpoint: s, Reason: fmt.Sprintf(format, args...)}
-	}
-	scheme, rest, ok := strings.Cut(s, "://")
+	scheme, addr, ok := strings.Cut(s, "://")
 	if !ok {
-		return bad("want scheme://address, with scheme inproc, ipc or tcp")
+		return Endpoint{}, &EndpointError{Endpoint: s, Reason: "want scheme://address (inproc://name, ipc:///path or tcp://host:port)"}
 	}
-	ep := Endpoint{Scheme: scheme, raw: s}
-	switch scheme {
-	case SchemeInproc:
-		if rest == "" {
-			return bad("empty inproc name")
-		}
-		ep.Name = rest
-	case SchemeIPC:
-		if rest == "" {
-			return bad("empty ipc path")
-		}
-		if strings.ContainsRune(rest, 0) {
-			return bad("ipc path contains a NUL byte")
-		}
-		if len(rest) > MaxIPCPath {
-			return bad("ipc path is %d bytes, over the OS limit of %d", len(rest), MaxIPCPath)
-		}
-		ep.Path = rest
-	case SchemeTCP:
-		host, port, err := net.SplitHostPort(rest)
-		if err != nil {
-			return bad("want tcp://host:port: %v", err)
-		}
-		if err := checkHost(host); err != nil {
-			return bad("%v", err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil || p < 1 || p > 65535 {
-			return bad("port %q is not in 1-65535", port)
-		}
-		ep.Host, ep.Port = host, p
-	default:
-		return bad("unknown scheme %q, want inproc, ipc or tcp", scheme)
+	if err := checkScheme(scheme); err != nil {
+		return Endpoint{}, &EndpointError{Endpoint: s, Reason: err.Error()}
 	}
-	return ep, nil
+	return Endpoint{Scheme: scheme, Address: addr}, nil
 }
 
-// checkHost accepts "*", an IP address, or a DNS name or interface name made
-// of letters, digits, '-', '_' and '.'. It does not resolve names: whether a
-// name resolves is the transport's business when it binds or connects.
-func checkHost(host string) error {
-	if host == "" {
-		return errors.New("empty host")
+// checkScheme accepts what RFC 3986 allows in a URI scheme, in lower case.
+func checkScheme(scheme string) error {
+	if scheme == "" {
+		return errors.New("empty scheme")
 	}
-	if host == "*" || net.ParseIP(host) != nil {
-		return nil
-	}
-	if len(host) > 253 {
-		return fmt.Errorf("host name is %d bytes, over 253", len(host))
-	}
-	for _, label := range strings.Split(host, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("host %q has an empty or over-long label", host)
+	for i, r := range scheme {
+		switch {
+		case r >= 'a' && r <= 'z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return fmt.Errorf("scheme %q: want a lower-case letter, then letters, digits, '+', '-' or '.'", scheme)
 		}
-		for _, r := range label {
-			if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-				return fmt.Errorf("host %q has the character %q", host, r)
-			}
-		}
+	}
+	return nil
+}
+
+// Use says what an endpoint is for. Some addresses only make sense on one
+// side: "tcp://*:0" can be listened on but not dialled.
+type Use uint8
+
+// The two uses of an endpoint.
+const (
+	ForListen Use = 1
+	ForDial   Use = 2
+)
+
+// String returns "listen" or "dial".
+func (u Use) String() string {
+	switch u {
+	case ForListen:
+		return "listen"
+	case ForDial:
+		return "dial"
+	}
+	return fmt.Sprintf("use(%d)", uint8(u))
+}
+
+// EndpointChecker is implemented by transports that can tell whether an
+// address is valid before any I/O, so that a bad endpoint is reported when
+// a component is built rather than when it runs. The error should be an
+// *EndpointError naming the endpoint.
+type EndpointChecker interface {
+	CheckEndpoint(ep Endpoint, use Use) error
+}
+
+// Check asks t to check ep for use, when t is an EndpointChecker; other
+// transports report bad addresses from Listen and Dial.
+func Check(t Transport, ep Endpoint, use Use) error {
+	if c, ok := t.(EndpointChecker); ok {
+		return c.CheckEndpoint(ep, use)
 	}
 	return nil
 }

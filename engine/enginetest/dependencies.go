@@ -72,7 +72,7 @@ func (tl *timeline) requireAfter(t *testing.T, dependent string, deps ...string)
 // pipelineOf builds a distributor with one worker per type; every item
 // records its start and the last item of each type is slow, so a release
 // on hand-out rather than on ACK would show.
-func pipelineOf(t *testing.T, ep engine.Endpoints, tl *timeline, n int, deps map[string][]string, order []string, opts ...engine.Option) []engine.Runner {
+func pipelineOf(t *testing.T, ep engine.Endpoints, tl *timeline, n int, deps map[string][]string, order []string, opts ...engine.WorkerOption) []engine.Runner {
 	var specs []engine.TaskSpec
 	comps := []engine.Runner{}
 	for _, tt := range order {

@@ -24,11 +24,15 @@ type ackLog struct {
 	mu     sync.Mutex
 	failed map[uint64]string
 	ok     int
+	onAck  func() // called with each ACK, if set
 }
 
 func (a *ackLog) HandleAck(ctx context.Context, ack *engine.Ack) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.onAck != nil {
+		a.onAck()
+	}
 	if ack.Failed {
 		a.failed[ack.ItemID] = ack.Error
 	} else {
@@ -168,7 +172,6 @@ func testBadConfiguration(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	task := intItems(1)
 	h := engine.HandlerFunc(echo)
-	longIPC := "ipc:///" + strings.Repeat("p", transport.MaxIPCPath)
 	tests := []struct {
 		name string
 		err  error
@@ -183,18 +186,21 @@ func testBadConfiguration(t *testing.T, s Suite) {
 		{"cycle", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{
 			{Type: "x", Task: task, DependsOn: []string{"y"}}, {Type: "y", Task: task, DependsOn: []string{"x"}},
 		})), []string{"x -> y -> x"}, dag.ErrCycle},
-		{"bad endpoint", ctorErr(engine.NewDistributor(engine.Endpoints{Distributor: "tcp://host"}, []engine.TaskSpec{{Type: "x", Task: task}})), []string{"tcp://host"}, transport.ErrInvalidEndpoint},
+		{"endpoint without a scheme", ctorErr(engine.NewDistributor(engine.Endpoints{Distributor: "host:5555"}, []engine.TaskSpec{{Type: "x", Task: task}})), []string{`"host:5555"`, "distributor endpoint"}, transport.ErrInvalidEndpoint},
+		{"scheme nobody serves", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: "nosuch://x"}, newRecorder())), []string{`"nosuch://x"`, "collector endpoint"}, transport.ErrNoTransport},
 		{"empty endpoint", ctorErr(engine.NewWorker(engine.Endpoints{Distributor: ep.Distributor}, "x", h)), []string{"collector endpoint"}, nil},
-		{"ipc path too long", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: longIPC}, newRecorder())), []string{longIPC, "OS limit"}, transport.ErrInvalidEndpoint},
 		{"worker empty type", ctorErr(engine.NewWorker(ep, "", h)), []string{"empty task type"}, nil},
 		{"worker nil handler", ctorErr(engine.NewWorker(ep, "x", nil)), []string{"nil handler"}, nil},
 		{"collector nil handler", ctorErr(engine.NewCollector(ep, nil)), []string{"nil result handler"}, nil},
 		{"metadata nil fetch", ctorErr(engine.NewMetadataSource(ep, nil)), []string{"nil fetch"}, nil},
 		{"zero concurrency", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(0))), []string{"WithConcurrency", "concurrency 0"}, nil},
 		{"negative prefetch", ctorErr(engine.NewWorker(ep, "x", h, engine.WithPrefetch(-2))), []string{"WithPrefetch"}, nil},
-		{"option for another role", ctorErr(engine.NewCollector(ep, newRecorder(), engine.WithConcurrency(2))), []string{"WithConcurrency", "collector"}, nil},
-		{"nil logger", ctorErr(engine.NewWorker(ep, "x", h, engine.WithLogger(nil))), []string{"nil logger"}, nil},
+		{"window over the limit", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(1<<16), engine.WithPrefetch(1<<20))), []string{"65536 goroutines", "1048576"}, nil},
+		{"nil logger", ctorErr(engine.NewWorker(ep, "x", h, engine.WithLogger(nil))), []string{"WithLogger", "nil logger"}, nil},
+		{"nil transport", ctorErr(engine.NewCollector(ep, newRecorder(), engine.WithTransport(nil))), []string{"WithTransport", "nil transport"}, nil},
+		{"nil ack handler", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{{Type: "x", Task: task}}, engine.WithAckHandler(nil))), []string{"WithAckHandler"}, nil},
 		{"zero option", ctorErr(engine.NewWorker(ep, "x", h, engine.Option{})), []string{"zero Option"}, nil},
+		{"nil option", ctorErr(engine.NewMetadataSource(ep, fetchNothing, nil)), []string{"option 0 is nil"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,6 +219,8 @@ func testBadConfiguration(t *testing.T, s Suite) {
 }
 
 func ctorErr[T any](_ T, err error) error { return err }
+
+func fetchNothing(context.Context) (engine.Metadata, error) { return nil, nil }
 
 // countingHandler counts log records, and those that name an item.
 type countingHandler struct {
@@ -292,4 +300,7 @@ func testHostilePeerDoesNotStopTheRun(t *testing.T, s Suite) {
 	require.NoError(t, engine.RunAll(ctx, rec.collector(t, ep), newWorker(t, ep, "calc", echo)))
 	require.NoError(t, <-dErr)
 	rec.requireEachOnce(t, "calc", 20)
+	// Credit without a hello, the ACK of no item, a kind the distributor
+	// never receives, the malformed goodbye; the two rejected are answered.
+	assert.Equal(t, uint64(4), d.Stats().Ignored)
 }

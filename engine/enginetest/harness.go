@@ -88,9 +88,9 @@ func (r *recorder) finish(ctx context.Context, s engine.Summary) {
 }
 
 // collector returns a collector that records into r.
-func (r *recorder) collector(t testing.TB, ep engine.Endpoints, opts ...engine.Option) *engine.Collector {
+func (r *recorder) collector(t testing.TB, ep engine.Endpoints, opts ...engine.CollectorOption) *engine.Collector {
 	t.Helper()
-	opts = append([]engine.Option{
+	opts = append([]engine.CollectorOption{
 		engine.WithFailureHandler(r.failure), engine.WithFinished(r.finish), engine.WithLogger(testLogger(t)),
 	}, opts...)
 	c, err := engine.NewCollector(ep, r, opts...)
@@ -109,16 +109,16 @@ func (r *recorder) requireEachOnce(t testing.TB, tt string, n int) {
 	}
 }
 
-func newDistributor(t testing.TB, ep engine.Endpoints, specs []engine.TaskSpec, opts ...engine.Option) *engine.Distributor {
+func newDistributor(t testing.TB, ep engine.Endpoints, specs []engine.TaskSpec, opts ...engine.DistributorOption) *engine.Distributor {
 	t.Helper()
-	d, err := engine.NewDistributor(ep, specs, append([]engine.Option{engine.WithLogger(testLogger(t))}, opts...)...)
+	d, err := engine.NewDistributor(ep, specs, append([]engine.DistributorOption{engine.WithLogger(testLogger(t))}, opts...)...)
 	require.NoError(t, err)
 	return d
 }
 
-func newWorker(t testing.TB, ep engine.Endpoints, tt string, h engine.HandlerFunc, opts ...engine.Option) *engine.Worker {
+func newWorker(t testing.TB, ep engine.Endpoints, tt string, h engine.HandlerFunc, opts ...engine.WorkerOption) *engine.Worker {
 	t.Helper()
-	w, err := engine.NewWorker(ep, tt, h, append([]engine.Option{engine.WithLogger(testLogger(t))}, opts...)...)
+	w, err := engine.NewWorker(ep, tt, h, append([]engine.WorkerOption{engine.WithLogger(testLogger(t))}, opts...)...)
 	require.NoError(t, err)
 	return w
 }

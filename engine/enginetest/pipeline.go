@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
 func testSingleWorkerCollectsEveryItemOnce(t *testing.T, s Suite) {
@@ -198,39 +199,143 @@ func testNotReadyWithNothingInFlightAborts(t *testing.T, s Suite) {
 }
 
 func testComponentsStartInAnyOrder(t *testing.T, s Suite) {
-	orders := map[string][]string{
-		"workers first":     {"worker", "collector", "distributor"},
-		"distributor first": {"distributor", "collector", "worker"},
-		"collector last":    {"worker", "distributor", "collector"},
+	// Each step starts a component, then waits for what the order needs
+	// before the next: that the component bound its endpoint or joined.
+	type step struct {
+		start string
+		wait  func(d *engine.Distributor, w *engine.Worker, c *engine.Collector) <-chan struct{}
+	}
+	bound := func(d *engine.Distributor, _ *engine.Worker, _ *engine.Collector) <-chan struct{} { return d.Bound() }
+	collectorBound := func(_ *engine.Distributor, _ *engine.Worker, c *engine.Collector) <-chan struct{} { return c.Bound() }
+	collectorJoined := func(_ *engine.Distributor, _ *engine.Worker, c *engine.Collector) <-chan struct{} { return c.Joined() }
+	workerJoined := func(_ *engine.Distributor, w *engine.Worker, _ *engine.Collector) <-chan struct{} { return w.Joined() }
+	orders := map[string][]step{
+		// The worker dials both endpoints before anyone listens.
+		"workers first":     {{"worker", nil}, {"collector", collectorBound}, {"distributor", nil}},
+		"distributor first": {{"distributor", bound}, {"collector", collectorJoined}, {"worker", nil}},
+		// The worker is welcomed before the collector it reports to exists.
+		"collector last": {{"distributor", bound}, {"worker", workerJoined}, {"collector", nil}},
 	}
 	for name, order := range orders {
 		t.Run(name, func(t *testing.T) {
 			ep := s.NewEndpoints(t)
 			rec := newRecorder()
-			comps := map[string]engine.Runner{
-				"distributor": newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(50)}}),
-				"worker":      newWorker(t, ep, "calc", echo),
-				"collector":   rec.collector(t, ep),
-			}
+			d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(50)}})
+			w := newWorker(t, ep, "calc", echo)
+			c := rec.collector(t, ep)
+			comps := map[string]engine.Runner{"distributor": d, "worker": w, "collector": c}
 			ctx := testCtx(t)
 			errs := make(chan error, len(order))
-			started := make(chan struct{})
-			for i, name := range order {
-				go func() {
-					if i > 0 {
-						<-started // later components start after the first one began
-					}
-					if i == 0 {
-						close(started)
-					}
-					errs <- comps[name].Run(ctx)
-				}()
+			for _, st := range order {
+				go func() { errs <- comps[st.start].Run(ctx) }()
+				if st.wait != nil {
+					require.True(t, waitFor(st.wait(d, w, c), 10*time.Second), "%s did not get ready", st.start)
+				}
 			}
 			for range order {
 				require.NoError(t, <-errs)
 			}
 			rec.requireEachOnce(t, "calc", 50)
 		})
+	}
+}
+
+func testReadinessSignals(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}})
+	w := newWorker(t, ep, "calc", echo)
+	c := rec.collector(t, ep)
+	ctx := testCtx(t)
+	errs := make(chan error, 3)
+	go func() { errs <- w.Run(ctx) }()
+	assert.Empty(t, d.Addr(), "no address before the distributor binds")
+	select {
+	case <-w.Joined():
+		t.Fatal("the worker joined a distributor that is not running")
+	default:
+	}
+	go func() { errs <- d.Run(ctx) }()
+	require.True(t, waitFor(d.Bound(), 10*time.Second))
+	assert.Equal(t, addrOf(t, ep.Distributor), d.Addr())
+	require.True(t, waitFor(w.Joined(), 10*time.Second), "the worker joins once the distributor is there")
+	go func() { errs <- c.Run(ctx) }()
+	require.True(t, waitFor(c.Bound(), 10*time.Second))
+	assert.Equal(t, addrOf(t, ep.Collector), c.Addr())
+	require.True(t, waitFor(c.Joined(), 10*time.Second))
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	rec.requireEachOnce(t, "calc", 20)
+	for name, st := range map[string]engine.Stats{"distributor": d.Stats(), "worker": w.Stats(), "collector": c.Stats()} {
+		assert.Zero(t, st.Ignored, "%s ignored messages on a healthy run", name)
+		assert.Zero(t, st.Transport.TotalDropped(), "%s dropped messages on a healthy run: %v", name, st.Transport.Dropped)
+		assert.Zero(t, st.Transport.Peers, "%s still counts peers after its run", name)
+	}
+}
+
+// addrOf returns what a listener bound to endpoint reports: the endpoint
+// itself, unless it leaves the transport a choice (a tcp port 0), which the
+// suite's endpoints do not.
+func addrOf(t *testing.T, endpoint string) string {
+	t.Helper()
+	ep, err := transport.ParseEndpoint(endpoint)
+	require.NoError(t, err)
+	return ep.String()
+}
+
+func testAckHandlerSeesEveryAck(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	var (
+		order   []string // "task" or "distributor", per ACK of type "logged"
+		perType = map[string]int{}
+		failed  = map[string]int{}
+		data    int
+	)
+	logged := &ackLog{Task: intItems(10), failed: map[uint64]string{}}
+	logged.onAck = func() { order = append(order, "task") }
+	hook := engine.AckHandlerFunc(func(ctx context.Context, ack *engine.Ack) error {
+		perType[ack.TaskType]++
+		if ack.Failed {
+			failed[ack.TaskType]++
+			assert.Contains(t, ack.Error, "odd")
+		} else if ack.HasData() {
+			var v int
+			if err := ack.Decode(&v); err != nil {
+				return err
+			}
+			data += v
+		}
+		if ack.TaskType == "logged" {
+			order = append(order, "distributor")
+		}
+		return nil
+	})
+	d := newDistributor(t, ep, []engine.TaskSpec{
+		{Type: "logged", Task: logged},
+		{Type: "plain", Task: intItems(7), DependsOn: []string{"logged"}},
+	}, engine.WithAckHandler(hook))
+	failOdd := func(ctx context.Context, job *engine.Job) (any, error) {
+		var i int
+		if err := job.Decode(&i); err != nil {
+			return nil, err
+		}
+		if job.TaskType == "plain" && i%2 == 1 {
+			return nil, errors.New("odd")
+		}
+		return i, nil
+	}
+	c, err := engine.NewCollector(ep, engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) {
+		return 1, nil // each ACK carries 1
+	}), engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	require.NoError(t, engine.RunAll(testCtx(t), d, c, newWorker(t, ep, "logged", failOdd), newWorker(t, ep, "plain", failOdd)))
+	assert.Equal(t, map[string]int{"logged": 10, "plain": 7}, perType)
+	assert.Equal(t, map[string]int{"plain": 3}, failed)
+	assert.Equal(t, 14, data, "the collector's data reaches the hook with each successful ACK")
+	require.Len(t, order, 20)
+	for i := 0; i < len(order); i += 2 {
+		assert.Equal(t, []string{"task", "distributor"}, order[i:i+2], "the task's own handler runs first")
 	}
 }
 
@@ -255,11 +360,7 @@ func testDistributorCancelAbortsRemotePeers(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "slow", Task: intItems(100)}})
 	w, started := stuckWorker(t, ep, "slow")
-	joined := make(chan struct{})
-	c := newRecorder().collector(t, ep, engine.WithCollectorInit(func(context.Context, engine.Metadata) error {
-		close(joined)
-		return nil
-	}))
+	c := newRecorder().collector(t, ep)
 	peersCtx := testCtx(t) // not cancelled: only the distributor stops
 	dctx, cancel := context.WithCancel(peersCtx)
 	dErr, wErr, cErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
@@ -267,7 +368,7 @@ func testDistributorCancelAbortsRemotePeers(t *testing.T, s Suite) {
 	go func() { wErr <- w.Run(peersCtx) }()
 	go func() { cErr <- c.Run(peersCtx) }()
 	require.True(t, waitFor(started, 10*time.Second))
-	require.True(t, waitFor(joined, 10*time.Second))
+	require.True(t, waitFor(c.Joined(), 10*time.Second))
 	cancel()
 	assert.ErrorIs(t, <-dErr, context.Canceled)
 	assert.ErrorIs(t, <-wErr, engine.ErrAborted, "the worker hears of the abort")
@@ -358,8 +459,6 @@ func testQuorumHoldsWorkUntilEnoughWorkersJoined(t *testing.T, s Suite) {
 		firstStart time.Time
 	)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}}, engine.WithQuorum(2))
-	started := make(chan struct{})
-	var once sync.Once
 	first := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
 		mu.Lock()
 		if firstStart.IsZero() {
@@ -367,10 +466,7 @@ func testQuorumHoldsWorkUntilEnoughWorkersJoined(t *testing.T, s Suite) {
 		}
 		mu.Unlock()
 		return nil, nil
-	}, engine.WithWorkerInit(func(context.Context, engine.Metadata) error {
-		once.Do(func() { close(started) })
-		return nil
-	}))
+	})
 	second := newWorker(t, ep, "calc", echo, engine.WithWorkerInit(func(context.Context, engine.Metadata) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -378,7 +474,7 @@ func testQuorumHoldsWorkUntilEnoughWorkersJoined(t *testing.T, s Suite) {
 		return nil
 	}))
 	// The second worker joins only after the first one is in.
-	late := lateRunner{gate: started, r: second}
+	late := lateRunner{gate: first.Joined(), r: second}
 	require.NoError(t, engine.RunAll(testCtx(t), d, rec.collector(t, ep), first, late))
 	rec.requireEachOnce(t, "calc", 20)
 	mu.Lock()
@@ -390,7 +486,7 @@ func testQuorumHoldsWorkUntilEnoughWorkersJoined(t *testing.T, s Suite) {
 
 // stuckWorker returns a worker whose handler holds every item until its
 // context ends, and a channel closed when it took its first item.
-func stuckWorker(t *testing.T, ep engine.Endpoints, taskType string, opts ...engine.Option) (*engine.Worker, <-chan struct{}) {
+func stuckWorker(t *testing.T, ep engine.Endpoints, taskType string, opts ...engine.WorkerOption) (*engine.Worker, <-chan struct{}) {
 	t.Helper()
 	started := make(chan struct{})
 	var once sync.Once
@@ -402,39 +498,61 @@ func stuckWorker(t *testing.T, ep engine.Endpoints, taskType string, opts ...eng
 	return w, started
 }
 
-func testShortItemsGrowTheWindow(t *testing.T, s Suite) {
+// inflight wraps a task and, through the distributor's ACK hook, records
+// the most items that were out at once: produced and not yet acknowledged.
+// With one worker that is the worker's window, which bounds what it holds
+// and what it has finished that the collector has not acknowledged.
+type inflight struct {
+	engine.Task
+	out, most int
+}
+
+func (f *inflight) Next(ctx context.Context) (engine.Item, error) {
+	item, err := f.Task.Next(ctx)
+	if err == nil {
+		f.out++
+		f.most = max(f.most, f.out)
+	}
+	return item, err
+}
+
+// mostInFlight runs items through one worker made with opts, whose handler
+// is work, and returns the most items that worker held at once.
+func mostInFlight(t *testing.T, s Suite, items int, work engine.HandlerFunc, opts ...engine.WorkerOption) int {
+	t.Helper()
 	ep := s.NewEndpoints(t)
 	rec := newRecorder()
-	const items = 500
-	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
-	w := newWorker(t, ep, "calc", echo)
-	fixed := newWorker(t, ep, "calc", echo, engine.WithPrefetch(0))
-	require.NoError(t, engine.RunAll(testCtx(t), d, w, fixed, rec.collector(t, ep)))
-
+	task := &inflight{Task: intItems(items)}
+	acked := engine.AckHandlerFunc(func(ctx context.Context, ack *engine.Ack) error {
+		task.out--
+		return nil
+	})
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: task}}, engine.WithAckHandler(acked))
+	w := newWorker(t, ep, "calc", work, opts...)
+	require.NoError(t, engine.RunAll(testCtx(t), d, w, rec.collector(t, ep)))
 	rec.requireEachOnce(t, "calc", items)
+	require.Zero(t, task.out, "every item was acknowledged")
+	return task.most
+}
+
+func testShortItemsGrowTheWindow(t *testing.T, s Suite) {
 	// Items that take no time drain one spare item per goroutine, so the
-	// default window grows, within its bound; a window set by WithPrefetch
-	// never moves.
-	assert.Greater(t, w.Window(), 2, "the default window of 1 goroutine + 1 spare did not grow")
-	assert.LessOrEqual(t, w.Window(), 1+engine.MaxAutoPrefetch)
-	assert.Equal(t, 1, fixed.Window(), "WithPrefetch(0) fixes the window at the goroutine")
+	// default window grows, within its bound of 64 spare items; a window
+	// set by WithPrefetch never moves.
+	grown := mostInFlight(t, s, 500, echo)
+	assert.Greater(t, grown, 2, "the default window of 1 goroutine + 1 spare did not grow")
+	assert.LessOrEqual(t, grown, 1+64)
+	assert.Equal(t, 1, mostInFlight(t, s, 100, echo, engine.WithPrefetch(0)), "WithPrefetch(0) fixes the window at the goroutine")
+	assert.Equal(t, 2+3, mostInFlight(t, s, 300, echo, engine.WithConcurrency(2), engine.WithPrefetch(3)))
 }
 
 func testLongItemsKeepTheWindow(t *testing.T, s Suite) {
-	ep := s.NewEndpoints(t)
-	rec := newRecorder()
-	const items = 8
-	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}})
 	work := func(ctx context.Context, job *engine.Job) (any, error) {
 		time.Sleep(40 * time.Millisecond) // far longer than a round trip
 		return nil, nil
 	}
-	w := newWorker(t, ep, "calc", work)
-	require.NoError(t, engine.RunAll(testCtx(t), d, w, rec.collector(t, ep)))
-
-	rec.requireEachOnce(t, "calc", items)
 	// The spare item is always there when an item ends, so the window stays
 	// at 2. One doubling is allowed for a machine that stalls for longer
 	// than an item; a window that grew on every item would be at 64.
-	assert.LessOrEqual(t, w.Window(), 4)
+	assert.LessOrEqual(t, mostInFlight(t, s, 8, work), 4)
 }

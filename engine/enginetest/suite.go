@@ -48,6 +48,8 @@ func Run(t *testing.T, s Suite) {
 		{"AckDataReachesTaskAndGatingHolds", testAckDataReachesTaskAndGatingHolds},
 		{"NotReadyWithNothingInFlightAborts", testNotReadyWithNothingInFlightAborts},
 		{"ComponentsStartInAnyOrder", testComponentsStartInAnyOrder},
+		{"ReadinessSignals", testReadinessSignals},
+		{"AckHandlerSeesEveryAck", testAckHandlerSeesEveryAck},
 		{"CancelReturnsContextError", testCancelReturnsContextError},
 		{"DistributorCancelAbortsRemotePeers", testDistributorCancelAbortsRemotePeers},
 		{"RunTwice", testRunTwice},

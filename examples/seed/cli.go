@@ -104,14 +104,14 @@ func envOr(key, def string) string {
 }
 
 // WorkerOptions returns the worker options the flags set, with log.
-func (c *Config) WorkerOptions(log *slog.Logger) []engine.Option {
-	return []engine.Option{engine.WithConcurrency(c.Goroutines), engine.WithPrefetch(c.Prefetch), engine.WithLogger(log)}
+func (c *Config) WorkerOptions(log *slog.Logger) []engine.WorkerOption {
+	return []engine.WorkerOption{engine.WithConcurrency(c.Goroutines), engine.WithPrefetch(c.Prefetch), engine.WithLogger(log)}
 }
 
 // DistributorOptions returns the distributor options the flags set, with
 // log.
-func (c *Config) DistributorOptions(log *slog.Logger) []engine.Option {
-	return []engine.Option{engine.WithQuorum(c.Quorum), engine.WithLogger(log)}
+func (c *Config) DistributorOptions(log *slog.Logger) []engine.DistributorOption {
+	return []engine.DistributorOption{engine.WithQuorum(c.Quorum), engine.WithLogger(log)}
 }
 
 // SignalContext returns a context that ends on Ctrl-C or SIGTERM.
@@ -161,7 +161,7 @@ const TaskTypeCalc = "C"
 // c.Delay work each, c.Workers workers of c.Goroutines goroutines running
 // handler (Sleep when nil), and a stopwatch collector. workerOpts are added
 // to every worker's options.
-func Calc(c *Config, log *slog.Logger, handler engine.HandlerFunc, workerOpts ...engine.Option) (Pipeline, *Stopwatch, error) {
+func Calc(c *Config, log *slog.Logger, handler engine.HandlerFunc, workerOpts ...engine.WorkerOption) (Pipeline, *Stopwatch, error) {
 	var p Pipeline
 	if handler == nil {
 		handler = Sleep

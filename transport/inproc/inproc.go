@@ -29,7 +29,10 @@ import (
 // Conn's inbox hold before Send blocks.
 const DefaultBufferSize = 1024
 
-func init() { transport.Register(transport.SchemeInproc, Transport{}) }
+// Scheme is the endpoint scheme this package serves: "inproc://name".
+const Scheme = "inproc"
+
+func init() { transport.Register(Scheme, Transport{}) }
 
 // Transport serves inproc endpoints from the process-wide namespace.
 // The zero value uses DefaultBufferSize.
@@ -38,7 +41,23 @@ type Transport struct {
 	BufferSize int
 }
 
-var _ transport.Transport = Transport{}
+var (
+	_ transport.Transport       = Transport{}
+	_ transport.EndpointChecker = Transport{}
+	_ transport.StatsReporter   = (*listener)(nil)
+)
+
+// CheckEndpoint accepts any non-empty name, for listening and dialling
+// alike.
+func (Transport) CheckEndpoint(ep transport.Endpoint, _ transport.Use) error {
+	if ep.Scheme != Scheme {
+		return ep.Invalid("the inproc transport serves inproc:// endpoints only")
+	}
+	if ep.Address == "" {
+		return ep.Invalid("empty inproc name")
+	}
+	return nil
+}
 
 type namespace struct {
 	mu        sync.Mutex
@@ -66,25 +85,25 @@ func (t Transport) Listen(ctx context.Context, ep transport.Endpoint) (transport
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if ep.Scheme != transport.SchemeInproc {
-		return nil, fmt.Errorf("inproc: endpoint %q is not inproc://", ep)
+	if err := t.CheckEndpoint(ep, transport.ForListen); err != nil {
+		return nil, err
 	}
 	l := &listener{
-		name:   ep.Name,
+		name:   ep.Address,
 		inbox:  make(chan delivery, t.size()),
 		closed: make(chan struct{}),
 		peers:  make(map[transport.PeerID]*conn),
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if _, ok := ns.listeners[ep.Name]; ok {
+	if _, ok := ns.listeners[ep.Address]; ok {
 		return nil, fmt.Errorf("inproc: listen %q: %w", ep, transport.ErrAddrInUse)
 	}
-	ns.listeners[ep.Name] = l
-	for c := range ns.pending[ep.Name] {
+	ns.listeners[ep.Address] = l
+	for c := range ns.pending[ep.Address] {
 		l.attach(c)
 	}
-	delete(ns.pending, ep.Name)
+	delete(ns.pending, ep.Address)
 	return l, nil
 }
 
@@ -94,11 +113,11 @@ func (t Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.C
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if ep.Scheme != transport.SchemeInproc {
-		return nil, fmt.Errorf("inproc: endpoint %q is not inproc://", ep)
+	if err := t.CheckEndpoint(ep, transport.ForDial); err != nil {
+		return nil, err
 	}
 	c := &conn{
-		name:     ep.Name,
+		name:     ep.Address,
 		size:     t.size(),
 		inbox:    make(chan transport.Envelope, t.size()),
 		closed:   make(chan struct{}),
@@ -106,7 +125,7 @@ func (t Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.C
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if l, ok := ns.listeners[ep.Name]; ok {
+	if l, ok := ns.listeners[ep.Address]; ok {
 		l.attach(c)
 	} else {
 		ns.wait(c)
@@ -219,6 +238,19 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Addr returns the endpoint: inproc://name.
+func (l *listener) Addr() transport.Endpoint {
+	return transport.Endpoint{Scheme: Scheme, Address: l.name}
+}
+
+// Stats reports the connected peers. The in-process transport never drops
+// a message.
+func (l *listener) Stats() transport.Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return transport.Stats{Peers: len(l.peers)}
 }
 
 // Close unbinds the name; its Conns wait for the next Listener of it.

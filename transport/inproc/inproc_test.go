@@ -20,16 +20,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var seq atomic.Int64
 
-func newEndpoint(t *testing.T) string {
+func newEndpoint(t testing.TB) string {
 	return fmt.Sprintf("inproc://%s-%d", t.Name(), seq.Add(1))
 }
 
 func TestConformance(t *testing.T) {
-	transporttest.Run(t, transporttest.Suite{Transport: inproc.Transport{}, NewEndpoint: newEndpoint})
+	transporttest.Run(t, transporttest.Suite{Transport: inproc.Transport{}, NewEndpoint: newEndpoint,
+		Features: transporttest.Features{DepartureOnClose: true}})
 }
 
 func TestConformanceSmallBuffers(t *testing.T) {
-	transporttest.Run(t, transporttest.Suite{Transport: inproc.Transport{BufferSize: 1}, NewEndpoint: newEndpoint})
+	transporttest.Run(t, transporttest.Suite{Transport: inproc.Transport{BufferSize: 1}, NewEndpoint: newEndpoint,
+		Features: transporttest.Features{DepartureOnClose: true}})
 }
 
 func TestRegisteredForInprocScheme(t *testing.T) {

@@ -1,9 +1,12 @@
 // Package transporttest is the behavioural suite every transport.Transport
-// implementation must pass. Each implementation's tests call Run with a
-// function that makes fresh endpoints.
+// implementation must pass: one test per property the transport contract
+// (see transport.Transport) states. Each implementation's tests call Run
+// with the transport, a function that makes fresh endpoints, and the
+// Features in which implementations legitimately differ.
 package transporttest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,8 +24,26 @@ import (
 type Suite struct {
 	// Transport is the implementation under test.
 	Transport transport.Transport
-	// NewEndpoint returns an endpoint no other test uses.
-	NewEndpoint func(t *testing.T) string
+	// NewEndpoint returns an endpoint to listen on that no other test
+	// uses. It may leave a part to the transport ("tcp://127.0.0.1:0"):
+	// the tests dial what the Listener's Addr reports.
+	NewEndpoint func(t testing.TB) string
+	// Features says where the transport differs from others.
+	Features Features
+}
+
+// Features are the properties in which transports legitimately differ.
+type Features struct {
+	// DepartureOnClose: a Listener knows that a peer departed as soon as
+	// the peer's Conn.Close returned, so the next Send to it fails with
+	// ErrUnknownPeer. Without it the Listener must still find out, by
+	// the time a few sends to the peer failed on the wire, and count the
+	// message that found out as transport.DropPeerGone.
+	DepartureOnClose bool
+	// MaxMessageSize is the largest encoded envelope the transport, as set
+	// up for the suite, accepts; 0 for no limit. A larger one must be
+	// dropped at the receiver and counted as transport.DropOversize.
+	MaxMessageSize int
 }
 
 // deadline bounds every test of the suite; none comes near it when the
@@ -35,17 +56,23 @@ func Run(t *testing.T, s Suite) {
 		name string
 		fn   func(*testing.T, Suite)
 	}{
+		{"AddrIsDialable", testAddrIsDialable},
 		{"OrderPerPeer", testOrderPerPeer},
 		{"ManyPeers", testManyPeers},
 		{"ReplyToRightPeer", testReplyToRightPeer},
 		{"DialBeforeListen", testDialBeforeListen},
+		{"ReconnectToNextListener", testReconnectToNextListener},
 		{"CloseUnblocksRecv", testCloseUnblocksRecv},
 		{"CancelUnblocksRecv", testCancelUnblocksRecv},
 		{"CloseTwice", testCloseTwice},
 		{"SendAfterClose", testSendAfterClose},
 		{"ListenTwice", testListenTwice},
 		{"SendToUnknownPeer", testSendToUnknownPeer},
+		{"SendToDepartedPeer", testSendToDepartedPeer},
 		{"PayloadIsCopied", testPayloadIsCopied},
+		{"LargeMessage", testLargeMessage},
+		{"OversizeIsDroppedAndCounted", testOversizeIsDroppedAndCounted},
+		{"StatsCountPeers", testStatsCountPeers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, s) })
@@ -58,20 +85,28 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func (s Suite) listen(t *testing.T, ctx context.Context, endpoint string) transport.Listener {
+func parse(t *testing.T, endpoint string) transport.Endpoint {
 	t.Helper()
 	ep, err := transport.ParseEndpoint(endpoint)
 	require.NoError(t, err)
+	return ep
+}
+
+// listen binds a fresh endpoint, or the one given.
+func (s Suite) listen(t *testing.T, ctx context.Context, at ...transport.Endpoint) transport.Listener {
+	t.Helper()
+	ep := parse(t, s.NewEndpoint(t))
+	if len(at) > 0 {
+		ep = at[0]
+	}
 	l, err := s.Transport.Listen(ctx, ep)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 
-func (s Suite) dial(t *testing.T, ctx context.Context, endpoint string) transport.Conn {
+func (s Suite) dial(t *testing.T, ctx context.Context, ep transport.Endpoint) transport.Conn {
 	t.Helper()
-	ep, err := transport.ParseEndpoint(endpoint)
-	require.NoError(t, err)
 	c, err := s.Transport.Dial(ctx, ep)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
@@ -82,11 +117,38 @@ func work(id uint64) transport.Envelope {
 	return transport.Envelope{Kind: transport.KindWork, TaskType: "t", ItemID: id, Payload: []byte(fmt.Sprint(id))}
 }
 
+// hello makes c known to l and returns the id l knows it by.
+func hello(t *testing.T, ctx context.Context, l transport.Listener, c transport.Conn) transport.PeerID {
+	t.Helper()
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindHello}))
+	from, env, err := l.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, transport.KindHello, env.Kind)
+	return from
+}
+
+func testAddrIsDialable(t *testing.T, s Suite) {
+	ctx := testCtx(t)
+	asked := parse(t, s.NewEndpoint(t))
+	l := s.listen(t, ctx, asked)
+	addr := l.Addr()
+	assert.Equal(t, asked.Scheme, addr.Scheme)
+	reparsed, err := transport.ParseEndpoint(addr.String())
+	require.NoError(t, err, "Addr is an endpoint string")
+	assert.Equal(t, addr, reparsed)
+	require.NoError(t, transport.Check(s.Transport, addr, transport.ForDial), "Addr can be dialled")
+	c := s.dial(t, ctx, addr)
+	from := hello(t, ctx, l, c)
+	require.NoError(t, l.Send(ctx, from, work(1)))
+	env, err := c.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), env.ItemID)
+}
+
 func testOrderPerPeer(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
-	c := s.dial(t, ctx, ep)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
 	const n = 2000
 	sendErr := make(chan error, 1)
 	go func() {
@@ -121,13 +183,12 @@ func testOrderPerPeer(t *testing.T, s Suite) {
 
 func testManyPeers(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
+	l := s.listen(t, ctx)
 	const peers, each = 8, 300
 	var wg sync.WaitGroup
 	errs := make(chan error, peers)
 	for p := range peers {
-		c := s.dial(t, ctx, ep)
+		c := s.dial(t, ctx, l.Addr())
 		wg.Go(func() {
 			for i := range uint64(each) {
 				env := work(i)
@@ -166,13 +227,12 @@ func testManyPeers(t *testing.T, s Suite) {
 
 func testReplyToRightPeer(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
+	l := s.listen(t, ctx)
 	const peers = 5
 	conns := make([]transport.Conn, peers)
 	sent := make(chan error, peers)
 	for i := range conns {
-		conns[i] = s.dial(t, ctx, ep)
+		conns[i] = s.dial(t, ctx, l.Addr())
 		go func() { sent <- conns[i].Send(ctx, transport.Envelope{Kind: transport.KindHello, Count: uint32(i)}) }()
 	}
 	for range peers {
@@ -190,9 +250,21 @@ func testReplyToRightPeer(t *testing.T, s Suite) {
 	}
 }
 
+// vacated returns an endpoint that a Listener of this transport held a
+// moment ago and released, so that a test can dial it before anyone
+// listens there.
+func (s Suite) vacated(t *testing.T, ctx context.Context) transport.Endpoint {
+	t.Helper()
+	l, err := s.Transport.Listen(ctx, parse(t, s.NewEndpoint(t)))
+	require.NoError(t, err)
+	addr := l.Addr()
+	require.NoError(t, l.Close())
+	return addr
+}
+
 func testDialBeforeListen(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
+	ep := s.vacated(t, ctx)
 	c := s.dial(t, ctx, ep)
 	sent := make(chan error, 1)
 	go func() { sent <- c.Send(ctx, work(7)) }()
@@ -207,11 +279,56 @@ func testDialBeforeListen(t *testing.T, s Suite) {
 	assert.Equal(t, uint64(8), env.ItemID)
 }
 
+func testReconnectToNextListener(t *testing.T, s Suite) {
+	ctx := testCtx(t)
+	first, err := s.Transport.Listen(ctx, parse(t, s.NewEndpoint(t)))
+	require.NoError(t, err)
+	ep := first.Addr()
+	c := s.dial(t, ctx, ep)
+	hello(t, ctx, first, c)
+	require.NoError(t, first.Close())
+
+	second := s.listen(t, ctx, ep)
+	// Messages sent while the first Listener went away may be lost (no
+	// live end); the Conn must reach the second one all the same. The
+	// sends are spaced so that a transport that reconnects with backoff is
+	// not flooded; every one is bounded by the test's context.
+	got := make(chan transport.PeerID, 1)
+	go func() {
+		from, _, err := second.Recv(ctx)
+		if err == nil {
+			got <- from
+		}
+		close(got)
+	}()
+	var from transport.PeerID
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for from == "" {
+		require.NoError(t, c.Send(ctx, work(1)))
+		select {
+		case id, ok := <-got:
+			require.True(t, ok, "the second Listener's Recv failed")
+			from = id
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("the Conn never reached the next Listener of its endpoint")
+		}
+	}
+	require.NoError(t, second.Send(ctx, from, work(2)))
+	for {
+		env, err := c.Recv(ctx)
+		require.NoError(t, err)
+		if env.ItemID == 2 {
+			break
+		}
+	}
+}
+
 func testCloseUnblocksRecv(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
-	c := s.dial(t, ctx, ep)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
 	lDone, cDone := make(chan error, 1), make(chan error, 1)
 	go func() { _, _, err := l.Recv(ctx); lDone <- err }()
 	go func() { _, err := c.Recv(ctx); cDone <- err }()
@@ -223,9 +340,8 @@ func testCloseUnblocksRecv(t *testing.T, s Suite) {
 
 func testCancelUnblocksRecv(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
-	c := s.dial(t, ctx, ep)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
 	rctx, cancel := context.WithCancel(ctx)
 	lDone, cDone := make(chan error, 1), make(chan error, 1)
 	go func() { _, _, err := l.Recv(rctx); lDone <- err }()
@@ -237,9 +353,8 @@ func testCancelUnblocksRecv(t *testing.T, s Suite) {
 
 func testCloseTwice(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
-	c := s.dial(t, ctx, ep)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, c.Close(), transport.ErrClosed)
 	require.NoError(t, l.Close())
@@ -248,15 +363,12 @@ func testCloseTwice(t *testing.T, s Suite) {
 
 func testSendAfterClose(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
-	c := s.dial(t, ctx, ep)
-	require.NoError(t, c.Send(ctx, work(1)))
-	from, _, err := l.Recv(ctx)
-	require.NoError(t, err)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
+	from := hello(t, ctx, l, c)
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, c.Send(ctx, work(2)), transport.ErrClosed)
-	_, err = c.Recv(ctx)
+	_, err := c.Recv(ctx)
 	assert.ErrorIs(t, err, transport.ErrClosed)
 	require.NoError(t, l.Close())
 	assert.ErrorIs(t, l.Send(ctx, from, work(3)), transport.ErrClosed)
@@ -266,35 +378,119 @@ func testSendAfterClose(t *testing.T, s Suite) {
 
 func testListenTwice(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	s.listen(t, ctx, ep)
-	parsed, err := transport.ParseEndpoint(ep)
-	require.NoError(t, err)
-	l2, err := s.Transport.Listen(ctx, parsed)
+	l := s.listen(t, ctx)
+	l2, err := s.Transport.Listen(ctx, l.Addr())
 	if err == nil {
 		_ = l2.Close()
 	}
 	require.ErrorIs(t, err, transport.ErrAddrInUse)
-	assert.Contains(t, err.Error(), ep, "the error names the endpoint")
+	assert.Contains(t, err.Error(), l.Addr().String(), "the error names the endpoint")
 }
 
 func testSendToUnknownPeer(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	l := s.listen(t, ctx, s.NewEndpoint(t))
+	l := s.listen(t, ctx)
 	err := l.Send(ctx, "no-such-peer", work(1))
 	assert.True(t, errors.Is(err, transport.ErrUnknownPeer), "got %v", err)
 }
 
+func testSendToDepartedPeer(t *testing.T, s Suite) {
+	ctx := testCtx(t)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
+	from := hello(t, ctx, l, c)
+	require.NoError(t, c.Close())
+	if s.Features.DepartureOnClose {
+		assert.ErrorIs(t, l.Send(ctx, from, work(1)), transport.ErrUnknownPeer)
+		assert.Zero(t, transport.StatsOf(l).Peers, "the departed peer is not counted")
+		return
+	}
+	// The Listener learns of the departure from the wire: a send to the
+	// peer fails there, and the send after that is refused. The close
+	// reaches the Listener asynchronously, so sends are retried, spaced
+	// and bounded.
+	var err error
+	for i := 0; i < 500 && err == nil; i++ {
+		if err = l.Send(ctx, from, work(uint64(i))); err == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	require.ErrorIs(t, err, transport.ErrUnknownPeer, "the Listener never found out that the peer departed")
+	if _, ok := l.(transport.StatsReporter); ok {
+		st := transport.StatsOf(l)
+		assert.Positive(t, st.Dropped[transport.DropPeerGone], "the message that found the peer gone is counted")
+		assert.Zero(t, st.Peers, "the departed peer is not counted")
+	}
+}
+
 func testPayloadIsCopied(t *testing.T, s Suite) {
 	ctx := testCtx(t)
-	ep := s.NewEndpoint(t)
-	l := s.listen(t, ctx, ep)
-	c := s.dial(t, ctx, ep)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
 	env := work(1)
 	env.Payload = []byte("before")
 	require.NoError(t, c.Send(ctx, env))
 	copy(env.Payload, "AFTER!")
-	_, got, err := l.Recv(ctx)
+	from, got, err := l.Recv(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "before", string(got.Payload))
+	env.Payload = []byte("reply")
+	require.NoError(t, l.Send(ctx, from, env))
+	copy(env.Payload, "REPLY")
+	back, err := c.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "reply", string(back.Payload))
+}
+
+func testLargeMessage(t *testing.T, s Suite) {
+	ctx := testCtx(t)
+	size := 4 << 20
+	if m := s.Features.MaxMessageSize; m > 0 {
+		size = min(size, m-64) // room for the envelope's header
+	}
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
+	big := work(1)
+	big.Payload = bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	require.NoError(t, c.Send(ctx, big))
+	from, got, err := l.Recv(ctx)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big.Payload, got.Payload), "a %d-byte payload arrives whole", len(big.Payload))
+	require.NoError(t, l.Send(ctx, from, big))
+	back, err := c.Recv(ctx)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(big.Payload, back.Payload))
+}
+
+func testOversizeIsDroppedAndCounted(t *testing.T, s Suite) {
+	limit := s.Features.MaxMessageSize
+	if limit == 0 {
+		t.Skip("the transport has no message size limit (Features.MaxMessageSize is 0)")
+	}
+	ctx := testCtx(t)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
+	over := work(1)
+	over.Payload = make([]byte, limit+1-(&transport.Envelope{Kind: over.Kind, TaskType: over.TaskType}).EncodedLen())
+	require.Equal(t, limit+1, over.EncodedLen())
+	require.NoError(t, c.Send(ctx, over), "the receiver drops it; the sender cannot know")
+	require.NoError(t, c.Send(ctx, work(2)))
+	_, env, err := l.Recv(ctx)
+	require.NoError(t, err, "the Listener serves on after an oversize message")
+	assert.Equal(t, uint64(2), env.ItemID)
+	assert.Equal(t, uint64(1), transport.StatsOf(l).Dropped[transport.DropOversize])
+}
+
+func testStatsCountPeers(t *testing.T, s Suite) {
+	ctx := testCtx(t)
+	l := s.listen(t, ctx)
+	if _, ok := l.(transport.StatsReporter); !ok {
+		t.Skip("the Listener does not report Stats")
+	}
+	for range 3 {
+		hello(t, ctx, l, s.dial(t, ctx, l.Addr()))
+	}
+	st := transport.StatsOf(l)
+	assert.Equal(t, 3, st.Peers)
+	assert.Zero(t, st.TotalDropped(), "nothing was dropped: %v", st.Dropped)
 }

@@ -1,14 +1,25 @@
 package zmqtransport_test
 
 import (
+	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
 	"github.com/zmqpipeline/zmqpipeline/engine/enginetest"
+	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
 )
 
 // TestEngineSuite holds the whole engine, over real ZeroMQ sockets in one
-// process, to the behaviour it has in memory.
+// process, to the behaviour it has in memory. The suite's tests start
+// components in every order, so their endpoints must be known before
+// anything binds: tcp ports are picked free beforehand.
 func TestEngineSuite(t *testing.T) {
 	t.Run("ipc", func(t *testing.T) {
 		enginetest.Run(t, enginetest.Suite{NewEndpoints: func(t testing.TB) engine.Endpoints {
@@ -20,4 +31,90 @@ func TestEngineSuite(t *testing.T) {
 			return engine.Endpoints{Distributor: tcpEndpoint(t), Collector: tcpEndpoint(t)}
 		}})
 	})
+}
+
+// TestEngineOnEphemeralPorts binds the distributor and the collector to
+// ports the system picks, and the peers dial what each reports once bound.
+func TestEngineOnEphemeralPorts(t *testing.T) {
+	ctx := testCtx(t)
+	const items = 50
+	var results atomic.Int64
+	count := engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { results.Add(1); return nil, nil })
+	echo := engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) { return job.ItemID, nil })
+
+	d, err := engine.NewDistributor(engine.Endpoints{Distributor: "tcp://127.0.0.1:0"},
+		[]engine.TaskSpec{{Type: "calc", Task: engine.Items(items, func(i int) (any, error) { return i, nil })}})
+	require.NoError(t, err)
+	errs := make(chan error, 3)
+	go func() { errs <- d.Run(ctx) }()
+	<-d.Bound()
+	require.NotContains(t, d.Addr(), ":0", "the distributor reports the port it got")
+
+	ep := engine.Endpoints{Distributor: d.Addr(), Collector: "tcp://127.0.0.1:0"}
+	c, err := engine.NewCollector(ep, count)
+	require.NoError(t, err)
+	go func() { errs <- c.Run(ctx) }()
+	<-c.Bound()
+	ep.Collector = c.Addr()
+	require.NotContains(t, ep.Collector, ":0")
+
+	_, err = engine.NewWorker(engine.Endpoints{Distributor: d.Addr(), Collector: "tcp://127.0.0.1:0"}, "calc", echo)
+	require.ErrorIs(t, err, transport.ErrInvalidEndpoint, "a worker cannot dial port 0")
+	w, err := engine.NewWorker(ep, "calc", echo)
+	require.NoError(t, err)
+	go func() { errs <- w.Run(ctx) }()
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, int64(items), results.Load())
+}
+
+// TestComponentsSurfaceTransportDrops gives the collector a transport of
+// its own with a small size limit; a frame over it, sent by a stranger,
+// shows in the collector's Stats, and the run completes.
+func TestComponentsSurfaceTransportDrops(t *testing.T) {
+	ctx := testCtx(t)
+	ep := engine.Endpoints{Distributor: ipcEndpoint(t), Collector: ipcEndpoint(t)}
+	small := zmqtransport.New(zmqtransport.Options{MaxMessageSize: 1 << 10})
+	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "calc", Task: engine.Items(10, func(i int) (any, error) { return i, nil })}},
+		engine.WithQuorum(1))
+	require.NoError(t, err)
+	c, err := engine.NewCollector(ep, engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }),
+		engine.WithTransport(small))
+	require.NoError(t, err)
+	errs := make(chan error, 3)
+	go func() { errs <- d.Run(ctx) }()
+	go func() { errs <- c.Run(ctx) }()
+	<-c.Joined()
+
+	zctx, err := zmq.NewContext()
+	require.NoError(t, err)
+	raw, err := zctx.NewSocket(zmq.DEALER)
+	require.NoError(t, err)
+	require.NoError(t, raw.Connect(ep.Collector))
+	_, err = raw.SendBytes(make([]byte, 2<<10), 0)
+	require.NoError(t, err)
+
+	w, err := engine.NewWorker(ep, "calc", engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil }))
+	require.NoError(t, err)
+	go func() { errs <- w.Run(ctx) }()
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	st := c.Stats()
+	assert.Equal(t, uint64(1), st.Transport.Dropped[transport.DropOversize], "the collector's transport dropped the frame over its limit: %+v", st)
+	assert.Zero(t, d.Stats().Transport.TotalDropped())
+	require.NoError(t, raw.SetLinger(0))
+	require.NoError(t, raw.Close())
+	require.NoError(t, zctx.Term())
+}
+
+func TestEngineRefusesAnIPCPathOverTheOSLimit(t *testing.T) {
+	long := "ipc:///" + strings.Repeat("p", zmqtransport.MaxIPCPath)
+	_, err := engine.NewCollector(engine.Endpoints{Distributor: ipcEndpoint(t), Collector: long},
+		engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }))
+	require.ErrorIs(t, err, engine.ErrInvalidConfig)
+	require.ErrorIs(t, err, transport.ErrInvalidEndpoint)
+	assert.Contains(t, err.Error(), long)
+	assert.Contains(t, err.Error(), "OS limit")
 }

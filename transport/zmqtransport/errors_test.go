@@ -2,6 +2,7 @@ package zmqtransport_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestBadEndpointsNameTheEndpoint(t *testing.T) {
 	}{
 		{"unresolvable host", "tcp://no-such-host.invalid:5555", false, nil},
 		{"address this machine lacks", "tcp://192.0.2.1:5555", true, nil},
-		{"ipc path over the OS limit", "ipc:///" + strings.Repeat("x", transport.MaxIPCPath), true, transport.ErrInvalidEndpoint},
+		{"ipc path over the OS limit", "ipc:///" + strings.Repeat("x", zmqtransport.MaxIPCPath), true, transport.ErrInvalidEndpoint},
 		{"ipc directory missing", "ipc:///no/such/dir/p.ipc", true, nil},
 	}
 	for _, tt := range tests {
@@ -65,9 +66,6 @@ func TestPortInUseByAnotherProgram(t *testing.T) {
 	require.ErrorIs(t, err, transport.ErrAddrInUse)
 	assert.Contains(t, err.Error(), ep)
 }
-
-// dropper is implemented by the ZeroMQ Listener and Conn.
-type dropper interface{ Dropped() uint64 }
 
 func TestBadFramesAreDroppedCountedAndServingGoesOn(t *testing.T) {
 	ctx := testCtx(t)
@@ -108,34 +106,83 @@ func TestBadFramesAreDroppedCountedAndServingGoesOn(t *testing.T) {
 	_, env, err := l.Recv(ctx)
 	require.NoError(t, err, "the listener still serves after bad input")
 	assert.Equal(t, transport.KindHello, env.Kind)
-	assert.Equal(t, uint64(5), l.(dropper).Dropped())
+	assert.Equal(t, map[transport.DropReason]uint64{transport.DropMalformed: 4, transport.DropOversize: 1},
+		transport.StatsOf(l).Dropped, "each drop is counted under its reason")
 
 	require.NoError(t, raw.SetLinger(0))
 	require.NoError(t, raw.Close())
 	require.NoError(t, zctx.Term())
 }
 
-func TestSendToVanishedPeerIsCountedNotFatal(t *testing.T) {
-	ctx := testCtx(t)
-	ep := tcpEndpoint(t)
-	l, err := transport.Listen(ctx, ep)
-	require.NoError(t, err)
-	defer l.Close()
-	c, err := transport.Dial(ctx, ep)
-	require.NoError(t, err)
-	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindHello}))
-	from, _, err := l.Recv(ctx)
-	require.NoError(t, err)
-	require.NoError(t, c.Close())
-	// The peer is gone; the listener learns it when ZeroMQ refuses the
-	// message, and then refuses further sends to it.
-	deadline := time.Now().Add(10 * time.Second)
-	for l.(dropper).Dropped() == 0 && time.Now().Before(deadline) {
-		if err := l.Send(ctx, from, transport.Envelope{Kind: transport.KindWork}); err != nil {
-			assert.ErrorIs(t, err, transport.ErrUnknownPeer)
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // the disconnect reaches the ROUTER asynchronously
+func TestEndpointChecks(t *testing.T) {
+	tr := zmqtransport.New(zmqtransport.Options{})
+	valid := []struct {
+		endpoint string
+		use      transport.Use
+	}{
+		{"ipc:///tmp/w.ipc", transport.ForDial},
+		{"ipc://worker.ipc", transport.ForListen},
+		{"ipc://" + strings.Repeat("p", zmqtransport.MaxIPCPath), transport.ForListen},
+		{"tcp://127.0.0.1:5558", transport.ForDial},
+		{"tcp://localhost:1", transport.ForDial},
+		{"tcp://*:65535", transport.ForListen},
+		{"tcp://[::1]:80", transport.ForDial},
+		{"tcp://eth0:80", transport.ForListen},
+		{"tcp://127.0.0.1:0", transport.ForListen},
+		{"tcp://*:*", transport.ForListen},
 	}
-	assert.NotZero(t, l.(dropper).Dropped())
+	for _, tt := range valid {
+		ep, err := transport.ParseEndpoint(tt.endpoint)
+		require.NoError(t, err)
+		assert.NoError(t, tr.CheckEndpoint(ep, tt.use), "%s to %s", tt.endpoint, tt.use)
+	}
+	invalid := []struct {
+		endpoint string
+		use      transport.Use
+		reason   string
+	}{
+		{"ipc://", transport.ForListen, "empty ipc path"},
+		{"ipc:///" + strings.Repeat("p", zmqtransport.MaxIPCPath), transport.ForListen, "over the OS limit"},
+		{"tcp://127.0.0.1", transport.ForDial, "host:port"},
+		{"tcp://:5555", transport.ForListen, "empty host"},
+		{"tcp://127.0.0.1:0", transport.ForDial, "only a listener"},
+		{"tcp://*:5555", transport.ForDial, "only a listener"},
+		{"tcp://127.0.0.1:65536", transport.ForListen, "not in 1-65535"},
+		{"tcp://127.0.0.1:http", transport.ForDial, "not in 1-65535"},
+		{"tcp://bad host:80", transport.ForDial, "character"},
+		{"tcp://a..b:80", transport.ForDial, "label"},
+		{"inproc://x", transport.ForDial, "ipc:// and tcp:// endpoints only"},
+	}
+	for _, tt := range invalid {
+		ep, err := transport.ParseEndpoint(tt.endpoint)
+		require.NoError(t, err)
+		err = tr.CheckEndpoint(ep, tt.use)
+		require.ErrorIs(t, err, transport.ErrInvalidEndpoint, tt.endpoint)
+		assert.Contains(t, err.Error(), tt.reason)
+		assert.Contains(t, err.Error(), `"`+ep.String()+`"`, "the error names the endpoint")
+	}
+	nul, err := transport.ParseEndpoint("ipc:///a\x00b")
+	require.NoError(t, err)
+	assert.ErrorContains(t, tr.CheckEndpoint(nul, transport.ForListen), "NUL")
+}
+
+func TestListenerReportsTheEphemeralPort(t *testing.T) {
+	ctx := testCtx(t)
+	for _, endpoint := range []string{"tcp://127.0.0.1:0", "tcp://127.0.0.1:*", "tcp://*:0"} {
+		l, err := transport.Listen(ctx, endpoint)
+		require.NoError(t, err, endpoint)
+		addr := l.Addr()
+		assert.Equal(t, zmqtransport.SchemeTCP, addr.Scheme)
+		_, port, err := net.SplitHostPort(addr.Address)
+		require.NoError(t, err)
+		assert.NotEqual(t, "0", port, "%s reports the port it got: %s", endpoint, addr)
+		c, err := transport.Dial(ctx, addr.String())
+		require.NoError(t, err, "the reported endpoint can be dialled")
+		require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindHello}))
+		_, env, err := l.Recv(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, transport.KindHello, env.Kind)
+		require.NoError(t, c.Close())
+		require.NoError(t, l.Close())
+	}
 }

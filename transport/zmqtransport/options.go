@@ -22,7 +22,9 @@ const (
 // Options configure a Transport. The zero value uses the defaults.
 type Options struct {
 	// MaxMessageSize is the largest encoded envelope accepted; larger ones
-	// are dropped and counted (DefaultMaxMessageSize).
+	// are dropped and counted (DefaultMaxMessageSize). A peer that sends
+	// a frame over twice this size is disconnected by libzmq before the
+	// frame is read, and nothing is counted.
 	MaxMessageSize int
 	// Linger bounds how long Close waits for queued messages to leave
 	// (DefaultLinger).
@@ -51,7 +53,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Transport serves ipc and tcp endpoints over ZeroMQ.
+// Transport serves ipc and tcp endpoints over ZeroMQ. The one registered
+// for both schemes when this package is imported uses the default Options;
+// to change them, make one with New and hand it to the components
+// (engine.WithTransport) or register it in place of the default.
 type Transport struct {
 	opts Options
 }
@@ -59,12 +64,10 @@ type Transport struct {
 // New returns a Transport with opts.
 func New(opts Options) *Transport { return &Transport{opts: opts.withDefaults()} }
 
-// Default is the Transport registered for ipc and tcp.
-var Default = New(Options{})
-
 var _ transport.Transport = (*Transport)(nil)
 
 func init() {
-	transport.Register(transport.SchemeIPC, Default)
-	transport.Register(transport.SchemeTCP, Default)
+	t := New(Options{})
+	transport.Register(SchemeIPC, t)
+	transport.Register(SchemeTCP, t)
 }

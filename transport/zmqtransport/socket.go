@@ -4,11 +4,11 @@ package zmqtransport
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,6 +52,7 @@ type inMsg struct {
 type pipe struct {
 	kind     zmq.Type
 	endpoint string
+	ipv6     bool // a tcp endpoint with an IPv6 address, which libzmq must be told of
 	opts     Options
 	log      *slog.Logger
 
@@ -71,8 +72,21 @@ type pipe struct {
 	heldOut *outMsg // refused by libzmq for now
 
 	known   sync.Map // ROUTER: routing ids seen (string -> struct{})
-	dropped atomic.Uint64
+	peers   atomic.Int64
+	addr    transport.Endpoint // ROUTER: the bound endpoint; set before open returns
+	dropped [len(dropReasons)]atomic.Uint64
 }
+
+// dropReasons are the reasons this transport drops messages, in the order
+// of pipe.dropped.
+var dropReasons = [...]transport.DropReason{transport.DropMalformed, transport.DropOversize, transport.DropPeerGone, transport.DropSendFailed}
+
+const (
+	dropMalformed = iota
+	dropOversize
+	dropPeerGone
+	dropSendFailed
+)
 
 // open starts the owner goroutine, which creates the socket and binds or
 // connects it; open returns once that succeeded or failed.
@@ -80,6 +94,7 @@ func open(kind zmq.Type, ep transport.Endpoint, opts Options) (*pipe, error) {
 	p := &pipe{
 		kind:     kind,
 		endpoint: ep.String(),
+		ipv6:     ep.Scheme == SchemeTCP && strings.HasPrefix(ep.Address, "["),
 		opts:     opts,
 		log:      opts.Logger.With("component", "zmqtransport", "endpoint", ep.String()),
 		outbox:   make(chan outMsg, opts.Buffer),
@@ -140,9 +155,51 @@ func (p *pipe) own(ready chan<- error) {
 			break
 		}
 	}
+	if p.kind == zmq.ROUTER {
+		p.closeReleasing(zctx, sock)
+	} else {
+		_ = sock.SetLinger(p.opts.Linger)
+		_ = sock.Close()
+	}
+	p.w.close()
+}
+
+// monitors numbers the inproc endpoints of close-time socket monitors.
+var monitors atomic.Uint64
+
+// closeReleasing closes a listener's socket and waits until libzmq has
+// released its endpoint. libzmq closes the listening port (or unlinks the
+// socket file) in its I/O thread some time after zmq_close returns, so
+// without the wait a Listen of the same endpoint right after Close could
+// fail with "address already in use". The socket's monitor reports
+// EVENT_CLOSED when the listening socket is gone; the wait is bounded by
+// linger plus a second, after which Close returns anyway.
+func (p *pipe) closeReleasing(zctx *zmq.Context, sock *zmq.Socket) {
+	mon := fmt.Sprintf("inproc://zmqtransport-close-%d", monitors.Add(1))
+	var watch *zmq.Socket
+	if err := sock.Monitor(mon, zmq.EVENT_CLOSED); err == nil {
+		if watch, err = zctx.NewSocket(zmq.PAIR); err == nil {
+			if err = watch.Connect(mon); err != nil {
+				_ = watch.Close()
+				watch = nil
+			}
+		}
+	}
 	_ = sock.SetLinger(p.opts.Linger)
 	_ = sock.Close()
-	p.w.close()
+	if watch == nil {
+		p.log.Warn("cannot watch the listener close; a Listen of its endpoint right after may find it in use")
+		return
+	}
+	_ = watch.SetRcvtimeo(p.opts.Linger + time.Second)
+	for {
+		ev, _, _, err := watch.RecvEvent(0)
+		if err != nil || ev == zmq.EVENT_CLOSED {
+			break
+		}
+	}
+	_ = watch.SetLinger(0)
+	_ = watch.Close()
 }
 
 // shared is the process's one ZeroMQ context, created with the first
@@ -176,12 +233,24 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 	if err := sock.SetMaxmsgsize(2 * int64(p.opts.MaxMessageSize)); err != nil {
 		return sock, err
 	}
+	if p.ipv6 {
+		if err := sock.SetIpv6(true); err != nil {
+			return sock, err
+		}
+	}
 	if p.kind == zmq.ROUTER {
 		if err := sock.SetRouterMandatory(1); err != nil {
 			return sock, err
 		}
 		if err := sock.Bind(p.endpoint); err != nil {
 			return sock, bindError(p.endpoint, err)
+		}
+		last, err := sock.GetLastEndpoint()
+		if err != nil {
+			return sock, fmt.Errorf("zmqtransport: bound %q but cannot read the address: %w", p.endpoint, err)
+		}
+		if p.addr, err = transport.ParseEndpoint(last); err != nil {
+			return sock, fmt.Errorf("zmqtransport: bound %q: %w", p.endpoint, err)
 		}
 		return sock, nil
 	}
@@ -288,10 +357,12 @@ func (p *pipe) flushOut() {
 			p.heldOut = &m
 			return
 		case zmq.AsErrno(err) == zmq.EHOSTUNREACH:
-			p.known.Delete(string(m.to))
-			p.drop("peer unreachable", err)
+			if _, ok := p.known.LoadAndDelete(string(m.to)); ok {
+				p.peers.Add(-1)
+			}
+			p.drop(dropPeerGone, err)
 		default:
-			p.drop("send failed", err)
+			p.drop(dropSendFailed, err)
 		}
 	}
 }
@@ -328,33 +399,35 @@ func (p *pipe) decode(frames [][]byte) (inMsg, bool) {
 		want = 2
 	}
 	if len(frames) != want {
-		p.drop("malformed message", fmt.Errorf("%d frames, want %d", len(frames), want))
+		p.drop(dropMalformed, fmt.Errorf("%d frames, want %d", len(frames), want))
 		return m, false
 	}
 	if len(data) > p.opts.MaxMessageSize {
-		p.drop("message over the size limit", fmt.Errorf("%d bytes, limit %d", len(data), p.opts.MaxMessageSize))
+		p.drop(dropOversize, fmt.Errorf("%d bytes, limit %d", len(data), p.opts.MaxMessageSize))
 		return m, false
 	}
 	if err := m.env.UnmarshalBinary(data); err != nil {
-		p.drop("malformed message", err)
+		p.drop(dropMalformed, err)
 		return m, false
 	}
 	if p.kind == zmq.ROUTER {
 		id := string(frames[0])
 		m.from = transport.PeerID(id)
 		if _, ok := p.known.Load(id); !ok {
-			p.known.Store(id, struct{}{})
+			if _, loaded := p.known.LoadOrStore(id, struct{}{}); !loaded {
+				p.peers.Add(1)
+			}
 		}
 	}
 	return m, true
 }
 
-// drop counts a message that was thrown away and logs why, sparingly: the
-// first ten, then every power of two.
-func (p *pipe) drop(reason string, err error) {
-	n := p.dropped.Add(1)
+// drop counts a message that was thrown away and logs why, sparingly: for
+// each reason the first ten, then every power of two.
+func (p *pipe) drop(reason int, err error) {
+	n := p.dropped[reason].Add(1)
 	if n <= 10 || n&(n-1) == 0 {
-		p.log.Warn("message dropped", "reason", reason, "err", err, "dropped_total", n)
+		p.log.Warn("message dropped", "reason", dropReasons[reason], "err", err, "dropped_for_this_reason", n)
 	}
 }
 
@@ -435,23 +508,33 @@ func (p *pipe) close() error {
 	return err
 }
 
-// Dropped returns the number of messages thrown away: malformed, too large,
-// or addressed to a peer that was gone.
-func (p *pipe) Dropped() uint64 { return p.dropped.Load() }
+// stats returns the pipe's counters.
+func (p *pipe) stats() transport.Stats {
+	s := transport.Stats{Peers: int(p.peers.Load())}
+	for i := range p.dropped {
+		if n := p.dropped[i].Load(); n > 0 {
+			if s.Dropped == nil {
+				s.Dropped = make(map[transport.DropReason]uint64)
+			}
+			s.Dropped[dropReasons[i]] = n
+		}
+	}
+	return s
+}
 
 // Listen binds a ROUTER socket to ep.
 func (t *Transport) Listen(ctx context.Context, ep transport.Endpoint) (transport.Listener, error) {
-	if err := checkScheme(ep); err != nil {
+	if err := t.CheckEndpoint(ep, transport.ForListen); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if ep.Scheme == transport.SchemeIPC {
+	if ep.Scheme == SchemeIPC {
 		// libzmq would unlink the socket file of a live listener and take
 		// its place; refuse instead, as tcp does for a port in use.
 		var d net.Dialer
-		if c, err := d.DialContext(ctx, "unix", ep.Path); err == nil {
+		if c, err := d.DialContext(ctx, "unix", ep.Address); err == nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("zmqtransport: bind %q: another listener answers there: %w", ep, transport.ErrAddrInUse)
 		}
@@ -467,12 +550,15 @@ func (t *Transport) Listen(ctx context.Context, ep transport.Endpoint) (transpor
 // so a name that does not resolve is an error here rather than silent
 // reconnect attempts.
 func (t *Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.Conn, error) {
-	if err := checkScheme(ep); err != nil {
+	if err := t.CheckEndpoint(ep, transport.ForDial); err != nil {
 		return nil, err
 	}
-	if ep.Scheme == transport.SchemeTCP && net.ParseIP(ep.Host) == nil {
-		if _, err := net.DefaultResolver.LookupHost(ctx, ep.Host); err != nil {
-			return nil, fmt.Errorf("zmqtransport: dial %q: resolve %q: %w", ep, ep.Host, err)
+	if ep.Scheme == SchemeTCP {
+		host, _, _ := splitTCP(ep, transport.ForDial) // checked above
+		if net.ParseIP(host) == nil {
+			if _, err := net.DefaultResolver.LookupHost(ctx, host); err != nil {
+				return nil, fmt.Errorf("zmqtransport: dial %q: resolve %q: %w", ep, host, err)
+			}
 		}
 	}
 	p, err := open(zmq.DEALER, ep, t.opts)
@@ -480,13 +566,6 @@ func (t *Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.
 		return nil, err
 	}
 	return &conn{p}, nil
-}
-
-func checkScheme(ep transport.Endpoint) error {
-	if ep.Scheme != transport.SchemeIPC && ep.Scheme != transport.SchemeTCP {
-		return fmt.Errorf("zmqtransport: endpoint %q: %w", ep, errors.New("only ipc:// and tcp:// are served here"))
-	}
-	return nil
 }
 
 type listener struct{ p *pipe }
@@ -512,10 +591,13 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	return l.p.send(ctx, outMsg{to: []byte(to), data: data})
 }
 
+// Addr returns the bound endpoint, as libzmq reports it.
+func (l *listener) Addr() transport.Endpoint { return l.p.addr }
+
 func (l *listener) Close() error { return l.p.close() }
 
-// Dropped returns the number of messages the listener threw away.
-func (l *listener) Dropped() uint64 { return l.p.Dropped() }
+// Stats returns the peers the listener knows and what it dropped.
+func (l *listener) Stats() transport.Stats { return l.p.stats() }
 
 type conn struct{ p *pipe }
 
@@ -534,5 +616,5 @@ func (c *conn) Recv(ctx context.Context) (transport.Envelope, error) {
 
 func (c *conn) Close() error { return c.p.close() }
 
-// Dropped returns the number of messages the conn threw away.
-func (c *conn) Dropped() uint64 { return c.p.Dropped() }
+// Stats returns what the conn dropped.
+func (c *conn) Stats() transport.Stats { return c.p.stats() }

@@ -20,7 +20,7 @@ func ipcEndpoint(t testing.TB) string {
 }
 
 // tcpEndpoint returns a loopback tcp endpoint on a port that was free a
-// moment ago.
+// moment ago, for tests that must know the port before anyone listens.
 func tcpEndpoint(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,10 +30,20 @@ func tcpEndpoint(t testing.TB) string {
 	return fmt.Sprintf("tcp://127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
 }
 
+// ephemeralTCP asks for a port when listening; the Listener reports it.
+func ephemeralTCP(testing.TB) string { return "tcp://127.0.0.1:0" }
+
+// suiteMaxMessage is the size limit the conformance suite runs with, small
+// enough that its oversize test sends little.
+const suiteMaxMessage = 1 << 20
+
 func TestConformance(t *testing.T) {
-	for name, newEndpoint := range map[string]func(testing.TB) string{"ipc": ipcEndpoint, "tcp": tcpEndpoint} {
-		t.Run(name, func(t *testing.T) {
-			transporttest.Run(t, transporttest.Suite{Transport: zmqtransport.Default, NewEndpoint: func(t *testing.T) string { return newEndpoint(t) }})
-		})
-	}
+	tr := zmqtransport.New(zmqtransport.Options{MaxMessageSize: suiteMaxMessage})
+	features := transporttest.Features{MaxMessageSize: suiteMaxMessage}
+	t.Run("ipc", func(t *testing.T) {
+		transporttest.Run(t, transporttest.Suite{Transport: tr, NewEndpoint: ipcEndpoint, Features: features})
+	})
+	t.Run("tcp", func(t *testing.T) {
+		transporttest.Run(t, transporttest.Suite{Transport: tr, NewEndpoint: ephemeralTCP, Features: features})
+	})
 }

@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// Stats counts what a component threw away: what its transports dropped
+// (malformed or oversize input, messages for departed peers) and what the
+// component itself ignored. On a healthy run every count is zero; a
+// growing one means a misbehaving or hostile peer, or a network that
+// loses connections. Every component has a Stats method, safe to call
+// while it runs and after.
+type Stats struct {
+	// Transport sums the counters of the component's listener and
+	// connections, for transports that keep them
+	// (transport.StatsReporter): the peers connected to its listener now,
+	// and the messages dropped, by reason, over the component's life.
+	Transport transport.Stats
+	// Ignored counts well-formed messages that did not fit the run and were
+	// dropped: an ACK for an item not in flight, credit from a peer that is
+	// not a welcomed worker, a kind the component never receives.
+	Ignored uint64
+}
+
+// meter keeps a component's Stats: the transports it has open, the final
+// counts of those it closed, and what it ignored.
+type meter struct {
+	mu      sync.Mutex
+	open    []any           // Listeners and Conns in use
+	closed  transport.Stats // drops counted by those closed
+	ignored atomic.Uint64
+}
+
+// track adds a Listener or Conn whose counters belong to the component.
+func (m *meter) track(x any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.open = append(m.open, x)
+}
+
+// release closes a tracked Listener or Conn and keeps its final drop
+// counts.
+func (m *meter) release(x interface{ Close() error }) {
+	_ = x.Close()
+	final := transport.StatsOf(x)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, o := range m.open {
+		if o == x {
+			m.open = append(m.open[:i], m.open[i+1:]...)
+			break
+		}
+	}
+	m.closed.Add(transport.Stats{Dropped: final.Dropped})
+}
+
+func (m *meter) stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Stats{Transport: m.closed.Clone(), Ignored: m.ignored.Load()}
+	for _, x := range m.open {
+		s.Transport.Add(transport.StatsOf(x))
+	}
+	return s
+}
+
+// ignore counts a message that did not fit the run and logs it, sparingly
+// (the first ten, then every power of two), since a peer can send any
+// number of them.
+func (m *meter) ignore(log *slog.Logger, msg string, args ...any) {
+	n := m.ignored.Add(1)
+	if n <= 10 || n&(n-1) == 0 {
+		log.Warn(msg, append(args, "ignored_total", n)...)
+	}
+}
+
+// signal is closed once, when something has happened.
+type signal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+
+func (s *signal) fire() { s.once.Do(func() { close(s.ch) }) }

@@ -1,0 +1,5 @@
+package zmqtransport
+
+// MaxIPCPath is the longest ipc path the OS accepts: the size of sun_path
+// in struct sockaddr_un less its terminating NUL.
+const MaxIPCPath = 107
