@@ -1,0 +1,509 @@
+// Package pipetransport is a third transport, written against the transport
+// contract alone, that the engine has never heard of: every connection is a
+// net.Pipe carrying length-prefixed envelopes, read by a goroutine per
+// connection end. It exists to prove that the seam is open (the engine's
+// suite and the conformance suite run over it with no change to either),
+// so it is internal and kept small; it is a fair model of a stream
+// transport (framing, partial writes, a reader per connection) all the
+// same.
+//
+// A Transport value is its own namespace of endpoints "scheme://name",
+// where scheme is the one given to New.
+package pipetransport
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// DefaultMaxMessageSize is the size limit of a Transport made with a
+// limit of 0.
+const DefaultMaxMessageSize = 16 << 20
+
+// inboxSize is how many received messages wait for Recv before the reader
+// stops reading, which blocks the writer: the pipe's backpressure.
+const inboxSize = 256
+
+// Transport serves endpoints of one scheme in a namespace of its own.
+type Transport struct {
+	scheme string
+	max    int
+
+	mu        sync.Mutex
+	listeners map[string]*listener
+	waiting   map[string]map[*conn]struct{} // conns with no listener
+	peers     atomic.Uint64                 // numbers PeerIDs
+}
+
+// New returns a transport for endpoints "scheme://name" that drops
+// messages over maxMessageSize bytes (DefaultMaxMessageSize for 0).
+func New(scheme string, maxMessageSize int) *Transport {
+	if maxMessageSize <= 0 {
+		maxMessageSize = DefaultMaxMessageSize
+	}
+	return &Transport{
+		scheme: scheme, max: maxMessageSize,
+		listeners: make(map[string]*listener),
+		waiting:   make(map[string]map[*conn]struct{}),
+	}
+}
+
+var (
+	_ transport.Transport       = (*Transport)(nil)
+	_ transport.EndpointChecker = (*Transport)(nil)
+	_ transport.StatsReporter   = (*listener)(nil)
+)
+
+// CheckEndpoint accepts names of 1 to 64 letters, digits, '.', '_', '/'
+// and '-'.
+func (t *Transport) CheckEndpoint(ep transport.Endpoint, _ transport.Use) error {
+	if ep.Scheme != t.scheme {
+		return ep.Invalid("this pipe transport serves %s:// endpoints only", t.scheme)
+	}
+	if len(ep.Address) < 1 || len(ep.Address) > 64 {
+		return ep.Invalid("pipe name is %d bytes, want 1 to 64", len(ep.Address))
+	}
+	for _, r := range ep.Address {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '/' || r == '-') {
+			return ep.Invalid("pipe name has the character %q", r)
+		}
+	}
+	return nil
+}
+
+// Listen binds the name.
+func (t *Transport) Listen(ctx context.Context, ep transport.Endpoint) (transport.Listener, error) {
+	if err := t.CheckEndpoint(ep, transport.ForListen); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.listeners[ep.Address]; ok {
+		return nil, fmt.Errorf("pipetransport: listen %q: %w", ep, transport.ErrAddrInUse)
+	}
+	l := &listener{
+		t: t, ep: ep,
+		inbox:  make(chan delivery, inboxSize),
+		closed: make(chan struct{}),
+		peers:  make(map[transport.PeerID]*end),
+	}
+	t.listeners[ep.Address] = l
+	for c := range t.waiting[ep.Address] {
+		t.pair(l, c)
+	}
+	delete(t.waiting, ep.Address)
+	return l, nil
+}
+
+// Dial returns at once; the Conn connects when a Listener of the name
+// exists, and again to the next one when it closes.
+func (t *Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.Conn, error) {
+	if err := t.CheckEndpoint(ep, transport.ForDial); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &conn{
+		t: t, name: ep.Address,
+		inbox:     make(chan transport.Envelope, inboxSize),
+		closed:    make(chan struct{}),
+		connected: make(chan struct{}),
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.attach(c)
+	return c, nil
+}
+
+// attach connects c to the listener of its name, or parks it until one
+// appears. Caller holds t.mu.
+func (t *Transport) attach(c *conn) {
+	c.mu.Lock()
+	busy := c.cur != nil || c.isClosed()
+	c.mu.Unlock()
+	if busy {
+		return
+	}
+	if l, ok := t.listeners[c.name]; ok {
+		t.pair(l, c)
+		return
+	}
+	if t.waiting[c.name] == nil {
+		t.waiting[c.name] = make(map[*conn]struct{})
+	}
+	t.waiting[c.name][c] = struct{}{}
+}
+
+// pair joins l and c by a new pipe. Caller holds t.mu.
+func (t *Transport) pair(l *listener, c *conn) {
+	near, far := net.Pipe()
+	l.accept(far, transport.PeerID("pipe-"+strconv.FormatUint(t.peers.Add(1), 10)))
+	c.connect(near)
+}
+
+// end is one end of a pipe, with the lock that keeps frames whole.
+type end struct {
+	c   net.Conn
+	wmu sync.Mutex
+}
+
+// write sends one frame. If ctx ends while the frame is half written, the
+// pipe can no longer be framed and is closed: the peer departs.
+func (e *end) write(ctx context.Context, frame []byte) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	stop := context.AfterFunc(ctx, func() { _ = e.c.SetWriteDeadline(time.Unix(1, 0)) })
+	_, err := e.c.Write(frame)
+	if !stop() { // ctx ended during the write
+		if err != nil {
+			_ = e.c.Close()
+			return ctx.Err()
+		}
+		_ = e.c.SetWriteDeadline(time.Time{})
+	}
+	return err
+}
+
+func frame(env transport.Envelope) ([]byte, error) {
+	b := make([]byte, 4, 4+env.EncodedLen())
+	binary.BigEndian.PutUint32(b, uint32(env.EncodedLen()))
+	return env.AppendBinary(b)
+}
+
+// counters are what an end's reader dropped.
+type counters struct {
+	malformed, oversize atomic.Uint64
+}
+
+func (d *counters) stats(peers int) transport.Stats {
+	s := transport.Stats{Peers: peers}
+	for r, n := range map[transport.DropReason]uint64{transport.DropMalformed: d.malformed.Load(), transport.DropOversize: d.oversize.Load()} {
+		if n > 0 {
+			if s.Dropped == nil {
+				s.Dropped = make(map[transport.DropReason]uint64)
+			}
+			s.Dropped[r] = n
+		}
+	}
+	return s
+}
+
+// read delivers the frames of r until the stream ends or deliver refuses.
+// A frame over max or one that is not an envelope is dropped and counted;
+// a frame cut short ends the stream.
+func read(r io.Reader, max int, drops *counters, deliver func(transport.Envelope) bool) {
+	br := bufio.NewReader(r)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:]))
+		if n > int64(max) {
+			if _, err := io.CopyN(io.Discard, br, n); err != nil {
+				return
+			}
+			drops.oversize.Add(1)
+			continue
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return
+		}
+		var env transport.Envelope
+		if err := env.UnmarshalBinary(buf); err != nil {
+			drops.malformed.Add(1)
+			continue
+		}
+		if !deliver(env) {
+			return
+		}
+	}
+}
+
+type delivery struct {
+	from transport.PeerID
+	env  transport.Envelope
+}
+
+type listener struct {
+	t         *Transport
+	ep        transport.Endpoint
+	inbox     chan delivery
+	closed    chan struct{}
+	closeOnce sync.Once
+	readers   sync.WaitGroup
+	drops     counters
+
+	mu    sync.Mutex
+	peers map[transport.PeerID]*end
+}
+
+// accept takes the far end of a new pipe. Caller holds t.mu, so l is not
+// closed.
+func (l *listener) accept(c net.Conn, id transport.PeerID) {
+	e := &end{c: c}
+	l.mu.Lock()
+	l.peers[id] = e
+	l.mu.Unlock()
+	l.readers.Go(func() {
+		read(c, l.t.max, &l.drops, func(env transport.Envelope) bool {
+			select {
+			case l.inbox <- delivery{from: id, env: env}:
+				return true
+			case <-l.closed:
+				return false
+			}
+		})
+		l.forget(id, e)
+	})
+}
+
+// forget drops a peer whose pipe ended.
+func (l *listener) forget(id transport.PeerID, e *end) {
+	l.mu.Lock()
+	if l.peers[id] == e {
+		delete(l.peers, id)
+	}
+	l.mu.Unlock()
+	_ = e.c.Close()
+}
+
+func (l *listener) Recv(ctx context.Context) (transport.PeerID, transport.Envelope, error) {
+	select {
+	case <-l.closed:
+		return "", transport.Envelope{}, transport.ErrClosed
+	default:
+	}
+	select {
+	case d := <-l.inbox:
+		return d.from, d.env, nil
+	case <-l.closed:
+		return "", transport.Envelope{}, transport.ErrClosed
+	case <-ctx.Done():
+		return "", transport.Envelope{}, ctx.Err()
+	}
+}
+
+func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.Envelope) error {
+	select {
+	case <-l.closed:
+		return transport.ErrClosed
+	default:
+	}
+	l.mu.Lock()
+	e := l.peers[to]
+	l.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("pipetransport %q: send to %s: %w", l.ep, to, transport.ErrUnknownPeer)
+	}
+	b, err := frame(env)
+	if err != nil {
+		return err
+	}
+	if err := e.write(ctx, b); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-l.closed:
+			return transport.ErrClosed
+		default:
+		}
+		l.forget(to, e)
+		return fmt.Errorf("pipetransport %q: send to %s: %w: %w", l.ep, to, transport.ErrUnknownPeer, err)
+	}
+	return nil
+}
+
+func (l *listener) Addr() transport.Endpoint { return l.ep }
+
+func (l *listener) Stats() transport.Stats {
+	l.mu.Lock()
+	peers := len(l.peers)
+	l.mu.Unlock()
+	return l.drops.stats(peers)
+}
+
+// Close unbinds the name and ends every pipe; the Conns wait for the next
+// Listener of the name.
+func (l *listener) Close() error {
+	err := transport.ErrClosed
+	l.closeOnce.Do(func() {
+		err = nil
+		l.t.mu.Lock()
+		delete(l.t.listeners, l.ep.Address)
+		l.t.mu.Unlock()
+		close(l.closed)
+		l.mu.Lock()
+		peers := l.peers
+		l.peers = map[transport.PeerID]*end{}
+		l.mu.Unlock()
+		for _, e := range peers {
+			_ = e.c.Close()
+		}
+		l.readers.Wait()
+	})
+	return err
+}
+
+type conn struct {
+	t         *Transport
+	name      string
+	inbox     chan transport.Envelope
+	closed    chan struct{}
+	closeOnce sync.Once
+	readers   sync.WaitGroup
+	drops     counters
+
+	mu        sync.Mutex
+	cur       *end          // nil while no listener
+	connected chan struct{} // closed once cur is set
+}
+
+func (c *conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// connect takes the near end of a new pipe. Caller holds t.mu.
+func (c *conn) connect(p net.Conn) {
+	e := &end{c: p}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isClosed() {
+		_ = p.Close()
+		return
+	}
+	c.cur = e
+	close(c.connected)
+	c.readers.Go(func() {
+		read(p, c.t.max, &c.drops, func(env transport.Envelope) bool {
+			select {
+			case c.inbox <- env:
+				return true
+			case <-c.closed:
+				return false
+			}
+		})
+		c.lost(e)
+	})
+}
+
+// lost handles a pipe that ended: unless the Conn is closing, it waits for
+// the next Listener of its name.
+func (c *conn) lost(e *end) {
+	_ = e.c.Close()
+	c.mu.Lock()
+	if c.cur == e {
+		c.cur = nil
+		c.connected = make(chan struct{})
+	}
+	again := c.cur == nil && !c.isClosed()
+	c.mu.Unlock()
+	if again {
+		c.t.mu.Lock()
+		c.t.attach(c)
+		c.t.mu.Unlock()
+	}
+}
+
+// Send waits for a listener, then writes. A message whose pipe broke is
+// sent again on the next one: a frame cut short is never delivered, so
+// nothing arrives twice.
+func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
+	b, err := frame(env)
+	if err != nil {
+		return err
+	}
+	for {
+		c.mu.Lock()
+		e, connected := c.cur, c.connected
+		c.mu.Unlock()
+		if c.isClosed() {
+			return transport.ErrClosed
+		}
+		if e == nil {
+			select {
+			case <-connected:
+				continue
+			case <-c.closed:
+				return transport.ErrClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := e.write(ctx, b)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case c.isClosed():
+			return transport.ErrClosed
+		}
+		c.mu.Lock()
+		if c.cur == e {
+			c.cur = nil
+			c.connected = make(chan struct{})
+		}
+		c.mu.Unlock()
+		_ = e.c.Close() // its reader then waits for the next listener
+	}
+}
+
+func (c *conn) Recv(ctx context.Context) (transport.Envelope, error) {
+	if c.isClosed() {
+		return transport.Envelope{}, transport.ErrClosed
+	}
+	select {
+	case env := <-c.inbox:
+		return env, nil
+	case <-c.closed:
+		return transport.Envelope{}, transport.ErrClosed
+	case <-ctx.Done():
+		return transport.Envelope{}, ctx.Err()
+	}
+}
+
+func (c *conn) Stats() transport.Stats { return c.drops.stats(0) }
+
+func (c *conn) Close() error {
+	err := transport.ErrClosed
+	c.closeOnce.Do(func() {
+		err = nil
+		c.mu.Lock()
+		close(c.closed)
+		e := c.cur
+		c.mu.Unlock()
+		c.t.mu.Lock()
+		delete(c.t.waiting[c.name], c)
+		if len(c.t.waiting[c.name]) == 0 {
+			delete(c.t.waiting, c.name)
+		}
+		c.t.mu.Unlock()
+		if e != nil {
+			_ = e.c.Close()
+		}
+		c.readers.Wait()
+	})
+	return err
+}
