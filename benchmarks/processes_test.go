@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
 )
+
+// calcItems are the items the singlethread example's workers execute:
+// task type "C", each asking for a workload in seconds (none here).
+func calcItems(n int) []engine.TaskSpec {
+	work := map[string]any{"workload": 0.0}
+	return []engine.TaskSpec{{Type: "C", Task: engine.Items(n, func(int) (any, error) { return work, nil })}}
+}
 
 // BenchmarkWorkerProcesses measures no-op items with the distributor and
 // the collector here and the workers in separate processes (the
@@ -43,13 +48,17 @@ func BenchmarkWorkerProcesses(b *testing.B) {
 					procs = append(procs, cmd)
 					outs = append(outs, out)
 				}
-				cfg := &seed.Config{Items: b.N, Workers: workers, Goroutines: 1, Quorum: workers, Prefetch: engine.DefaultPrefetch, Role: seed.RoleAll, Endpoints: ep}
-				p, watch, err := seed.Calc(cfg, slog.New(slog.DiscardHandler), nil)
+				d, err := engine.NewDistributor(ep, calcItems(b.N), engine.WithQuorum(workers))
+				if err != nil {
+					b.Fatal(err)
+				}
+				watch := &stopwatch{}
+				c, err := engine.NewCollector(ep, watch, engine.WithFinished(watch.finished))
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.ResetTimer()
-				if err := engine.RunAll(ctx, p.Distributor, p.Collector); err != nil {
+				if err := engine.RunAll(ctx, d, c); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
@@ -58,10 +67,10 @@ func BenchmarkWorkerProcesses(b *testing.B) {
 						b.Fatalf("worker process: %v\n%s", err, outs[i])
 					}
 				}
-				if watch.Results() != b.N {
-					b.Fatalf("collected %d of %d", watch.Results(), b.N)
+				if got := watch.results(); got != b.N {
+					b.Fatalf("collected %d of %d", got, b.N)
 				}
-				if span := watch.FinishedAt().Sub(watch.FirstResult()); b.N > 1 && span > 0 {
+				if span := watch.span(); b.N > 1 && span > 0 {
 					b.ReportMetric(float64(b.N-1)/span.Seconds(), "items/s")
 				}
 			})

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
 	"github.com/zmqpipeline/zmqpipeline/transport"
 	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
 )
@@ -193,8 +192,8 @@ func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines in
 	if err != nil {
 		return 0, err
 	}
-	watch := &seed.Stopwatch{}
-	c, err := engine.NewCollector(ep, watch)
+	watch := &stopwatch{}
+	c, err := engine.NewCollector(ep, watch, engine.WithFinished(watch.finished))
 	if err != nil {
 		return 0, err
 	}
@@ -210,8 +209,46 @@ func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines in
 	if err := engine.RunAll(ctx, comps...); err != nil {
 		return 0, err
 	}
-	if watch.Results() != n {
-		return 0, fmt.Errorf("collected %d of %d results", watch.Results(), n)
+	if got := watch.results(); got != n {
+		return 0, fmt.Errorf("collected %d of %d results", got, n)
 	}
 	return time.Since(start), nil
+}
+
+// stopwatch is a collector that counts results and notes when the first
+// came and when the run finished.
+type stopwatch struct {
+	mu          sync.Mutex
+	n           int
+	first, done time.Time
+}
+
+func (s *stopwatch) HandleResult(context.Context, *engine.Result) (any, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == 0 {
+		s.first = now
+	}
+	s.n++
+	return nil, nil
+}
+
+func (s *stopwatch) finished(context.Context, engine.Summary) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = time.Now()
+}
+
+func (s *stopwatch) results() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// span returns the time from the first result to the end of the run.
+func (s *stopwatch) span() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done.Sub(s.first)
 }

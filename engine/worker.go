@@ -94,6 +94,9 @@ func NewWorker(ep Endpoints, taskType string, h Handler, opts ...WorkerOption) (
 	}, nil
 }
 
+// TaskType returns the task type the worker executes.
+func (w *Worker) TaskType() string { return w.taskType }
+
 // Executed returns the number of items this worker finished (succeeded or
 // failed) so far. Safe to call concurrently with Run.
 func (w *Worker) Executed() int64 { return w.executed.Load() }

@@ -12,10 +12,13 @@
 // medians of those paired differences, which the machine's drift over
 // minutes does not skew.
 //
-// With -transport ipc or tcp, every role runs in its own OS process (the
-// examples, built once), started as the seed did: collector and workers,
-// then the distributor. The collector's stopwatch times the run from its
-// first result to the end, against the ideal time less one item.
+// Every figure comes from the example programs themselves, built once and
+// run as a user runs them, and read from the reports they print: by
+// default with every role in one process (-role all), timed over the
+// whole run; with -transport ipc or tcp with every role in its own OS
+// process, started as the seed did (collector and workers, then the
+// distributor), timed by the collector's stopwatch from its first result
+// to the end, against the ideal time less one item.
 //
 //	go run ./benchmarks/seedtable -n 1000 -delay 10ms -repeat 3
 //	go run ./benchmarks/seedtable -transport ipc -repeat 3
@@ -26,15 +29,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
 )
 
 type row struct {
@@ -53,7 +52,7 @@ func main() {
 	n := flag.Int("n", 1000, "items per run")
 	delay := flag.Duration("delay", 10*time.Millisecond, "work per item")
 	repeat := flag.Int("repeat", 1, "runs of each row; the median is shown")
-	prefetch := flag.Int("prefetch", engine.DefaultPrefetch, "worker prefetch (-1: one per goroutine)")
+	prefetch := flag.Int("prefetch", -1, "worker prefetch (-1: one per goroutine, growing for short items)")
 	tr := flag.String("transport", "inproc", "inproc (one process), or ipc or tcp (a process per role)")
 	verbose := flag.Bool("v", false, "print every run's figures to stderr as it ends")
 	flag.Parse()
@@ -79,25 +78,11 @@ type options struct {
 func run(out io.Writer, o options) error {
 	ctx := context.Background()
 	n, delay := o.n, o.delay
-	// measure runs one row and returns the time measured and the ideal
-	// time it is compared with.
-	measure := func(rw row, r int) (took, ideal time.Duration, err error) {
-		ideal = seed.Ideal(n, delay, rw.workers*rw.goroutines)
-		took, err = pipeline(ctx, n, delay, rw, o.prefetch, r)
-		return took, ideal, err
+	ex, err := buildExamples(ctx, o.transport)
+	if err != nil {
+		return err
 	}
-	if o.transport != "inproc" {
-		procs, err := newProcesses(ctx, o.transport)
-		if err != nil {
-			return err
-		}
-		defer procs.close()
-		measure = func(rw row, r int) (took, ideal time.Duration, err error) {
-			ideal = seed.Ideal(n, delay, rw.workers*rw.goroutines) - delay
-			took, err = procs.run(ctx, n, delay, rw, o.prefetch, r)
-			return took, ideal, err
-		}
-	}
+	defer ex.close()
 	type sample struct {
 		overhead, seq, plain float64
 		ideal                time.Duration
@@ -108,19 +93,23 @@ func run(out io.Writer, o options) error {
 	// goroutines and the pipeline back to back, so the machine's drift
 	// cancels out of the differences.
 	for r := range o.repeat {
-		seq := seed.Overhead(seed.Sequential(n, delay), seed.Ideal(n, delay, 1))
+		s, err := ex.sequential(ctx, n, delay)
+		if err != nil {
+			return err
+		}
+		seq := s.overhead()
 		seqs = append(seqs, seq)
 		for i, rw := range rows {
 			p := rw.workers * rw.goroutines
-			plain := seed.Overhead(plainGoroutines(n, delay, p), seed.Ideal(n, delay, p))
-			took, ideal, err := measure(rw, r)
+			plain := overhead(plainGoroutines(n, delay, p), ideal(n, delay, p))
+			rep, err := ex.pipeline(ctx, rw, n, delay, o.prefetch, r)
 			if err != nil {
 				return fmt.Errorf("%s workers=%d goroutines=%d: %w", rw.name, rw.workers, rw.goroutines, err)
 			}
-			samples[i] = append(samples[i], sample{seed.Overhead(took, ideal), seq, plain, ideal})
+			samples[i] = append(samples[i], sample{rep.overhead(), seq, plain, rep.expected})
 			if o.verbose {
 				fmt.Fprintf(os.Stderr, "run %d: %s %d×%d: overhead %.2f%%, sequential %.2f%%, plain goroutines %.2f%%\n",
-					r+1, rw.name, rw.workers, rw.goroutines, seed.Overhead(took, ideal), seq, plain)
+					r+1, rw.name, rw.workers, rw.goroutines, rep.overhead(), seq, plain)
 			}
 		}
 	}
@@ -146,25 +135,6 @@ func run(out io.Writer, o options) error {
 			rw.name, rw.workers, rw.goroutines, ms(ideal), ms(took), median(ov), median(pl), median(dSeq), median(dPlain))
 	}
 	return tw.Flush()
-}
-
-func pipeline(ctx context.Context, n int, delay time.Duration, rw row, prefetch, run int) (time.Duration, error) {
-	cfg := &seed.Config{
-		Items: n, Delay: delay, Workers: rw.workers, Goroutines: rw.goroutines, Prefetch: prefetch, Role: seed.RoleAll,
-		Endpoints: engine.InProcess(fmt.Sprintf("seedtable-%s-%d-%d-%d", rw.name, rw.workers, rw.goroutines, run)),
-	}
-	p, watch, err := seed.Calc(cfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		return 0, err
-	}
-	took, err := cfg.Run(ctx, p)
-	if err != nil {
-		return 0, err
-	}
-	if watch.Results() != n {
-		return 0, fmt.Errorf("collected %d of %d results", watch.Results(), n)
-	}
-	return took, nil
 }
 
 // plainGoroutines does the same sleeps on p goroutines with no pipeline.
@@ -194,3 +164,14 @@ func median(xs []float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// ideal is the time n items of delay take on p executors with no
+// overhead: whole rounds of p items.
+func ideal(n int, delay time.Duration, p int) time.Duration {
+	return time.Duration((n+p-1)/p) * delay
+}
+
+// overhead is measured over expected less one, in percent.
+func overhead(measured, expected time.Duration) float64 {
+	return (float64(measured)/float64(expected) - 1) * 100
+}

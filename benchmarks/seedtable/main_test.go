@@ -47,13 +47,16 @@ func TestRunWithAProcessPerRole(t *testing.T) {
 	}
 }
 
-func TestCollectionTimeNeedsEveryResult(t *testing.T) {
-	report := "collected 20 results\ncollection after the first result took: 19.5 milliseconds\n"
-	took, err := collectionTime(report, 20)
-	if err != nil || took != 19500*time.Microsecond {
-		t.Fatalf("collectionTime = %v, %v; want 19.5ms", took, err)
+func TestParseReportNeedsEveryResult(t *testing.T) {
+	report := "collected 20 results\nexpected execution time: 20.0\ncollection after the first result took: 19.5 milliseconds\noverhead: -2.5%\n"
+	r, err := parseReport(report, "collection after the first result", 20)
+	if err != nil || r.took != 19500*time.Microsecond || r.expected != 20*time.Millisecond {
+		t.Fatalf("parseReport = %+v, %v; want 19.5ms of 20ms", r, err)
 	}
-	if _, err := collectionTime(strings.Replace(report, "20 results", "19 results", 1), 20); err == nil {
+	if _, err := parseReport(strings.Replace(report, "20 results", "19 results", 1), "collection after the first result", 20); err == nil {
 		t.Fatal("a run that lost a result must be an error")
+	}
+	if _, err := parseReport(report, "pipeline execution", -1); err == nil {
+		t.Fatal("a report of something else must be an error")
 	}
 }

@@ -10,13 +10,16 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+	"github.com/zmqpipeline/zmqpipeline/engine/cli"
+	"github.com/zmqpipeline/zmqpipeline/examples/internal/seed"
+	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport" // ipc:// and tcp://
 )
 
 // The example's task types.
@@ -25,12 +28,7 @@ const (
 	TaskTypeSecond = "second"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "dependencies:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(program(flag.CommandLine)) }
 
 // orderCheck is the collector's result handler: it counts first results
 // and notes whether any second result came before the last first one.
@@ -57,66 +55,52 @@ func (o *orderCheck) HandleResult(ctx context.Context, res *engine.Result) (any,
 	return o.Stopwatch.HandleResult(ctx, res)
 }
 
-func run(args []string) error {
-	cfg, err := seed.ParseFlags("dependencies", args, seed.Config{Items: 100, Delay: 10 * time.Millisecond, Workers: 1, Goroutines: 1})
-	if err != nil {
-		return err
-	}
-	log := cfg.Log
-	ctx, stop := seed.SignalContext()
-	defer stop()
-
-	dist, err := engine.NewDistributor(cfg.Endpoints, []engine.TaskSpec{
-		{Type: TaskTypeFirst, Task: seed.WorkItems(cfg.Items, cfg.Delay)},
-		{Type: TaskTypeSecond, Task: seed.WorkItems(cfg.Items, cfg.Delay), DependsOn: []string{TaskTypeFirst}},
-	}, cfg.DistributorOptions(log)...)
-	if err != nil {
-		return err
-	}
-	check := &orderCheck{n: cfg.Items}
-	coll, err := engine.NewCollector(cfg.Endpoints, check, engine.WithFinished(check.Finished), engine.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	var workers []*engine.Worker
-	for _, tt := range []string{TaskTypeFirst, TaskTypeSecond} {
-		for range cfg.Workers {
+// program registers the example's flags on fs and returns its pipeline.
+func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
+	s := seed.Register(fs, seed.Settings{Items: 100, Delay: 10 * time.Millisecond, Goroutines: 1})
+	return func(cfg *cli.Config) (*cli.Pipeline, error) {
+		if err := s.Check(); err != nil {
+			return nil, err
+		}
+		check := &orderCheck{n: s.Items}
+		p := &cli.Pipeline{
+			Tasks: []engine.TaskSpec{
+				{Type: TaskTypeFirst, Task: seed.WorkItems(s.Items, s.Delay)},
+				{Type: TaskTypeSecond, Task: seed.WorkItems(s.Items, s.Delay), DependsOn: []string{TaskTypeFirst}},
+			},
+			Collector:        check,
+			CollectorOptions: []engine.CollectorOption{engine.WithFinished(check.Finished)},
+		}
+		for _, tt := range []string{TaskTypeFirst, TaskTypeSecond} {
 			h := func(ctx context.Context, job *engine.Job) (any, error) {
-				if cfg.Verbose {
-					fmt.Printf("%s worker - working for %f seconds\n", tt, cfg.Delay.Seconds())
+				if s.Verbose {
+					fmt.Printf("%s worker - working for %f seconds\n", tt, s.Delay.Seconds())
 				}
 				return seed.Sleep(ctx, job)
 			}
-			w, err := engine.NewWorker(cfg.Endpoints, tt, engine.HandlerFunc(h), cfg.WorkerOptions(log)...)
-			if err != nil {
-				return err
+			p.Workers = append(p.Workers, cli.Worker{Type: tt, Handler: engine.HandlerFunc(h), Options: s.WorkerOptions()})
+		}
+		p.Done = func(proc *cli.Process) error {
+			for _, w := range proc.Workers {
+				fmt.Printf("%s worker finished - handled %d executions\n", w.TaskType(), w.Executed())
 			}
-			workers = append(workers, w)
+			if proc.Collector == nil {
+				return nil
+			}
+			check.mu.Lock()
+			defer check.mu.Unlock()
+			fmt.Printf("collected %d first and %d second results\n", check.first, check.second)
+			if check.broken {
+				return fmt.Errorf("dependency order broken: a second result arrived before every first result")
+			}
+			fmt.Println("dependency order held: every first result was collected before the first second result")
+			// The two types run one after the other.
+			ideal := 2 * seed.Ideal(s.Items, s.Delay, cfg.Workers*s.Goroutines)
+			seed.Report(os.Stdout, "pipeline execution", ideal, proc.Elapsed)
+			return nil
 		}
+		fmt.Printf("running - role: %s - items: %d per type - delay: %.3f - workers: %d per type - goroutines: %d\n",
+			cfg.Role, s.Items, s.Delay.Seconds(), cfg.Workers, s.Goroutines)
+		return p, nil
 	}
-
-	fmt.Printf("running - role: %s - items: %d per type - delay: %.3f - workers: %d per type - goroutines: %d\n",
-		cfg.Role, cfg.Items, cfg.Delay.Seconds(), cfg.Workers, cfg.Goroutines)
-	took, err := cfg.Run(ctx, seed.Pipeline{Distributor: dist, Collector: coll, Workers: workers})
-	if err != nil {
-		return err
-	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleWorker {
-		for i, w := range workers {
-			fmt.Printf("%s worker finished - handled %d executions\n", []string{TaskTypeFirst, TaskTypeSecond}[i/cfg.Workers], w.Executed())
-		}
-	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleCollector {
-		check.mu.Lock()
-		defer check.mu.Unlock()
-		fmt.Printf("collected %d first and %d second results\n", check.first, check.second)
-		if check.broken {
-			return fmt.Errorf("dependency order broken: a second result arrived before every first result")
-		}
-		fmt.Println("dependency order held: every first result was collected before the first second result")
-		// The two types run one after the other.
-		ideal := 2 * seed.Ideal(cfg.Items, cfg.Delay, cfg.Workers*cfg.Goroutines)
-		seed.Report(os.Stdout, "pipeline execution", ideal, took)
-	}
-	return nil
 }

@@ -11,13 +11,17 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+	"github.com/zmqpipeline/zmqpipeline/engine/cli"
+	"github.com/zmqpipeline/zmqpipeline/examples/internal/seed"
+	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport" // ipc:// and tcp://
 )
 
 // TaskTypeScale is the example's task type.
@@ -86,83 +90,66 @@ func (c *checker) HandleResult(ctx context.Context, res *engine.Result) (any, er
 	return c.Stopwatch.HandleResult(ctx, res)
 }
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "metadata:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(program(flag.CommandLine)) }
 
-func run(args []string) error {
-	cfg, err := seed.ParseFlags("metadata", args, seed.Config{Items: 100, Delay: 10 * time.Millisecond, Workers: 1, Goroutines: 1})
-	if err != nil {
-		return err
-	}
-	log := cfg.Log
-	ctx, stop := seed.SignalContext()
-	defer stop()
-
-	const multiplier = 7
-	source, err := engine.NewMetadataSource(cfg.Endpoints, func(ctx context.Context) (engine.Metadata, error) {
-		// A real source would read a database or a config service here.
-		return engine.Metadata{"workload": cfg.Delay.Seconds(), "multiplier": multiplier, "run": "example-5"}, nil
-	}, engine.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	dist, err := engine.NewDistributor(cfg.Endpoints, []engine.TaskSpec{{Type: TaskTypeScale, Task: &scaleTask{n: cfg.Items}}},
-		engine.WithMetadata(), engine.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	check := &checker{}
-	coll, err := engine.NewCollector(cfg.Endpoints, check, engine.WithCollectorInit(check.Init), engine.WithFinished(check.Finished), engine.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	var workers []*engine.Worker
-	for range cfg.Workers {
-		var mult int64 // set by the init hook, from the metadata, before any item
-		w, err := engine.NewWorker(cfg.Endpoints, TaskTypeScale,
-			engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) {
-				var j Number
-				if err := job.Decode(&j); err != nil {
-					return nil, err
-				}
-				if _, err := seed.Sleep(ctx, job); err != nil {
-					return nil, err
-				}
-				return int64(j.N) * mult, nil
-			}),
-			append(cfg.WorkerOptions(log), engine.WithWorkerInit(func(ctx context.Context, md engine.Metadata) error {
-				m, ok := md["multiplier"].(int64)
-				if !ok {
-					return errors.New("metadata: no integer multiplier")
-				}
-				mult = m
+// program registers the example's flags on fs and returns its pipeline.
+func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
+	s := seed.Register(fs, seed.Settings{Items: 100, Delay: 10 * time.Millisecond, Goroutines: 1})
+	return func(cfg *cli.Config) (*cli.Pipeline, error) {
+		if err := s.Check(); err != nil {
+			return nil, err
+		}
+		const multiplier = 7
+		check := &checker{}
+		// Set by the workers' init hook, from the metadata, before any
+		// item; every worker of this process shares it.
+		var mult atomic.Int64
+		p := &cli.Pipeline{
+			Tasks: []engine.TaskSpec{{Type: TaskTypeScale, Task: &scaleTask{n: s.Items}}},
+			Metadata: func(ctx context.Context) (engine.Metadata, error) {
+				// A real source would read a database or a config service here.
+				return engine.Metadata{"workload": s.Delay.Seconds(), "multiplier": multiplier, "run": "example-5"}, nil
+			},
+			Workers: []cli.Worker{{
+				Type: TaskTypeScale,
+				Handler: engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) {
+					var j Number
+					if err := job.Decode(&j); err != nil {
+						return nil, err
+					}
+					if _, err := seed.Sleep(ctx, job); err != nil {
+						return nil, err
+					}
+					return int64(j.N) * mult.Load(), nil
+				}),
+				Options: append(s.WorkerOptions(), engine.WithWorkerInit(func(ctx context.Context, md engine.Metadata) error {
+					m, ok := md["multiplier"].(int64)
+					if !ok {
+						return errors.New("metadata: no integer multiplier")
+					}
+					mult.Store(m)
+					return nil
+				})),
+			}},
+			Collector:        check,
+			CollectorOptions: []engine.CollectorOption{engine.WithCollectorInit(check.Init), engine.WithFinished(check.Finished)},
+		}
+		p.Done = func(proc *cli.Process) error {
+			if proc.Collector == nil {
 				return nil
-			}))...)
-		if err != nil {
-			return err
+			}
+			check.mu.Lock()
+			defer check.mu.Unlock()
+			want := int64(multiplier) * int64(s.Items) * int64(s.Items+1) / 2
+			fmt.Printf("collected %d results, sum %d (want %d), %d not multiples of %d\n", check.Results(), check.sum, want, check.wrong, multiplier)
+			if check.sum != want || check.wrong != 0 {
+				return errors.New("the workers did not all use the metadata")
+			}
+			seed.Report(os.Stdout, "pipeline execution", seed.Ideal(s.Items, s.Delay, cfg.Workers*s.Goroutines), proc.Elapsed)
+			return nil
 		}
-		workers = append(workers, w)
+		fmt.Printf("running - role: %s - items: %d - delay from metadata: %.3f - workers: %d - goroutines: %d\n",
+			cfg.Role, s.Items, s.Delay.Seconds(), cfg.Workers, s.Goroutines)
+		return p, nil
 	}
-
-	fmt.Printf("running - role: %s - items: %d - delay from metadata: %.3f - workers: %d - goroutines: %d\n",
-		cfg.Role, cfg.Items, cfg.Delay.Seconds(), cfg.Workers, cfg.Goroutines)
-	took, err := cfg.Run(ctx, seed.Pipeline{Distributor: dist, Collector: coll, Workers: workers, Metadata: source})
-	if err != nil {
-		return err
-	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleCollector {
-		check.mu.Lock()
-		defer check.mu.Unlock()
-		want := int64(multiplier) * int64(cfg.Items) * int64(cfg.Items+1) / 2
-		fmt.Printf("collected %d results, sum %d (want %d), %d not multiples of %d\n", check.Results(), check.sum, want, check.wrong, multiplier)
-		if check.sum != want || check.wrong != 0 {
-			return errors.New("the workers did not all use the metadata")
-		}
-		seed.Report(os.Stdout, "pipeline execution", seed.Ideal(cfg.Items, cfg.Delay, cfg.Workers*cfg.Goroutines), took)
-	}
-	return nil
 }

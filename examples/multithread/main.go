@@ -8,64 +8,57 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+	"github.com/zmqpipeline/zmqpipeline/engine/cli"
+	"github.com/zmqpipeline/zmqpipeline/examples/internal/seed"
+	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport" // ipc:// and tcp://
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "multithread:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(program(flag.CommandLine)) }
 
-func run(args []string) error {
-	cfg, err := seed.ParseFlags("multithread", args, seed.Config{Items: 100, Delay: 10 * time.Millisecond, Workers: 1, Goroutines: 10})
-	if err != nil {
-		return err
-	}
-	log := cfg.Log
-	ctx, stop := seed.SignalContext()
-	defer stop()
-
-	// The goroutine hook: does the work; job.Goroutine is its index.
-	work := func(ctx context.Context, job *engine.Job) (any, error) {
-		if cfg.Verbose {
-			fmt.Printf("goroutine %d - item %d\n", job.Goroutine, job.ItemID)
+// program registers the example's flags on fs and returns its pipeline.
+func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
+	s := seed.Register(fs, seed.Settings{Items: 100, Delay: 10 * time.Millisecond, Goroutines: 10})
+	return func(cfg *cli.Config) (*cli.Pipeline, error) {
+		if err := s.Check(); err != nil {
+			return nil, err
 		}
-		return seed.Sleep(ctx, job)
-	}
-	// The main hook: counts the execution and forwards the item unchanged
-	// (what it returned would be the goroutine's Job.Value).
-	var executions atomic.Int64
-	prepare := engine.WithPrepare(func(ctx context.Context, job *engine.Job) (any, error) {
-		executions.Add(1)
-		return nil, nil
-	})
-	p, watch, err := seed.Calc(cfg, log, work, prepare)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("running - role: %s - items: %d - delay: %.3f - workers: %d - goroutines: %d\n",
-		cfg.Role, cfg.Items, cfg.Delay.Seconds(), cfg.Workers, cfg.Goroutines)
-	took, err := cfg.Run(ctx, p)
-	if err != nil {
-		return err
-	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleWorker {
-		for i, w := range p.Workers {
-			fmt.Printf("worker %d finished - handled %d executions\n", i, w.Executed())
+		// The goroutine hook: does the work; job.Goroutine is its index.
+		work := func(ctx context.Context, job *engine.Job) (any, error) {
+			if s.Verbose {
+				fmt.Printf("goroutine %d - item %d\n", job.Goroutine, job.ItemID)
+			}
+			return seed.Sleep(ctx, job)
 		}
-		fmt.Printf("main hook ran %d times\n", executions.Load())
+		// The main hook: counts the execution and forwards the item
+		// unchanged (what it returned would be the goroutine's Job.Value).
+		var executions atomic.Int64
+		prepare := engine.WithPrepare(func(ctx context.Context, job *engine.Job) (any, error) {
+			executions.Add(1)
+			return nil, nil
+		})
+		p, watch := seed.Calc(s, work, prepare)
+		p.Done = func(proc *cli.Process) error {
+			for i, w := range proc.Workers {
+				fmt.Printf("worker %d finished - handled %d executions\n", i, w.Executed())
+			}
+			if len(proc.Workers) > 0 {
+				fmt.Printf("main hook ran %d times\n", executions.Load())
+			}
+			if cfg.Role == cli.RoleAll {
+				fmt.Printf("collected %d results\n", watch.Results())
+			}
+			seed.ReportRun(os.Stdout, proc, s, watch)
+			return nil
+		}
+		fmt.Printf("running - role: %s - items: %d - delay: %.3f - workers: %d - goroutines: %d\n",
+			cfg.Role, s.Items, s.Delay.Seconds(), cfg.Workers, s.Goroutines)
+		return p, nil
 	}
-	if cfg.Role == seed.RoleAll {
-		fmt.Printf("collected %d results\n", watch.Results())
-	}
-	seed.ReportRun(os.Stdout, cfg, took, watch)
-	return nil
 }

@@ -5,9 +5,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/zmqpipeline/zmqpipeline/examples/seed/seedtest"
+	"github.com/zmqpipeline/zmqpipeline/examples/internal/seed/seedtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestRun(t *testing.T) { seedtest.Run(t, run) }
+func TestRun(t *testing.T) { seedtest.Run(t, "multithread", program) }

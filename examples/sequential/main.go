@@ -12,7 +12,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+	"github.com/zmqpipeline/zmqpipeline/examples/internal/seed"
 )
 
 func main() {

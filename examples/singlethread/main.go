@@ -7,62 +7,54 @@
 //	go run ./examples/singlethread -n 1000 -workers 2
 //
 // The same binary runs one role per process when given ipc:// or tcp://
-// endpoints (-role distributor|collector|worker, -distributor, -collector).
+// endpoints (-role distributor|collector|worker, -distributor, -collector;
+// see package engine/cli for every flag).
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/examples/seed"
+	"github.com/zmqpipeline/zmqpipeline/engine/cli"
+	"github.com/zmqpipeline/zmqpipeline/examples/internal/seed"
+	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport" // ipc:// and tcp://
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "singlethread:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(program(flag.CommandLine)) }
 
-func run(args []string) error {
-	cfg, err := seed.ParseFlags("singlethread", args, seed.Config{Items: 100, Delay: 10 * time.Millisecond, Workers: 1, Goroutines: 1})
-	if err != nil {
-		return err
-	}
-	log := cfg.Log
-	ctx, stop := seed.SignalContext()
-	defer stop()
-
-	// The worker's execution hook: do the work. Returning nothing forwards
-	// nothing extra to the collector.
-	work := seed.Sleep
-	if cfg.Verbose {
-		work = func(ctx context.Context, job *engine.Job) (any, error) {
-			fmt.Printf("worker - item %d\n", job.ItemID)
-			return seed.Sleep(ctx, job)
+// program registers the example's flags on fs and returns its pipeline.
+func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
+	s := seed.Register(fs, seed.Settings{Items: 100, Delay: 10 * time.Millisecond, Goroutines: 1})
+	return func(cfg *cli.Config) (*cli.Pipeline, error) {
+		if err := s.Check(); err != nil {
+			return nil, err
 		}
-	}
-	p, watch, err := seed.Calc(cfg, log, work)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("running - role: %s - items: %d - delay: %.3f - workers: %d - goroutines: %d\n",
-		cfg.Role, cfg.Items, cfg.Delay.Seconds(), cfg.Workers, cfg.Goroutines)
-	took, err := cfg.Run(ctx, p)
-	if err != nil {
-		return err
-	}
-	if cfg.Role == seed.RoleAll || cfg.Role == seed.RoleWorker {
-		for i, w := range p.Workers {
-			fmt.Printf("worker %d finished - handled %d executions\n", i, w.Executed())
+		// The worker's execution hook: do the work. Returning nothing
+		// forwards nothing extra to the collector.
+		work := seed.Sleep
+		if s.Verbose {
+			work = func(ctx context.Context, job *engine.Job) (any, error) {
+				fmt.Printf("worker - item %d\n", job.ItemID)
+				return seed.Sleep(ctx, job)
+			}
 		}
+		p, watch := seed.Calc(s, work)
+		p.Done = func(proc *cli.Process) error {
+			for i, w := range proc.Workers {
+				fmt.Printf("worker %d finished - handled %d executions\n", i, w.Executed())
+			}
+			if cfg.Role == cli.RoleAll {
+				fmt.Printf("collected %d results\n", watch.Results())
+			}
+			seed.ReportRun(os.Stdout, proc, s, watch)
+			return nil
+		}
+		fmt.Printf("running - role: %s - items: %d - delay: %.3f - workers: %d - goroutines: %d\n",
+			cfg.Role, s.Items, s.Delay.Seconds(), cfg.Workers, s.Goroutines)
+		return p, nil
 	}
-	if cfg.Role == seed.RoleAll {
-		fmt.Printf("collected %d results\n", watch.Results())
-	}
-	seed.ReportRun(os.Stdout, cfg, took, watch)
-	return nil
 }

@@ -1,11 +1,12 @@
 // Package seed holds what the runnable examples share: the original
 // library's simulated workload (each item sleeps a while), a stopwatch
-// collector, the expected/measured/overhead report the seed document prints,
-// and the command-line flags that pick the run's size and, for the same
-// binary, the role and the endpoints.
+// collector, the expected/measured/overhead report the seed document
+// prints, and the flags that size a run. The role and the endpoints are
+// package cli's business, as in any user's program.
 //
-// The benchmarks use it too, so the numbers in the README and the examples
-// come from the same code.
+// The seed-table runner in benchmarks/ runs the example binaries and reads
+// their reports, so the numbers in the README and the examples come from
+// the same code.
 package seed
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/engine/cli"
 )
 
 // Work is one item's payload, as in the original: how long to work, in
@@ -161,15 +163,15 @@ func (s *Stopwatch) FirstResult() time.Time {
 // its first result to the end, against the ideal less the first round; a
 // distributor process on its own times its whole run, which is the run's
 // time when the other roles were started first.
-func ReportRun(w io.Writer, c *Config, took time.Duration, watch *Stopwatch) {
-	ideal := Ideal(c.Items, c.Delay, c.Workers*c.Goroutines)
-	switch c.Role {
-	case RoleAll, RoleDistributor:
-		Report(w, "pipeline execution", ideal, took)
-	case RoleCollector:
+func ReportRun(w io.Writer, p *cli.Process, s *Settings, watch *Stopwatch) {
+	ideal := Ideal(s.Items, s.Delay, p.Config.Workers*s.Goroutines)
+	switch p.Config.Role {
+	case cli.RoleAll, cli.RoleDistributor:
+		Report(w, "pipeline execution", ideal, p.Elapsed)
+	case cli.RoleCollector:
 		fmt.Fprintf(w, "collected %d results\n", watch.Results())
 		if first := watch.FirstResult(); !first.IsZero() {
-			Report(w, "collection after the first result", ideal-c.Delay, watch.FinishedAt().Sub(first))
+			Report(w, "collection after the first result", ideal-s.Delay, watch.FinishedAt().Sub(first))
 		}
 	}
 }

@@ -1,0 +1,367 @@
+// Package cli turns a pipeline program into whichever of its roles the
+// command line asks for. A program describes its pipeline once (tasks,
+// worker handlers, the collector's handler, metadata) and calls Main; the
+// same binary then runs everything in one process over Go channels (the
+// default), or one role per process over ZeroMQ, chosen by flags or
+// environment variables:
+//
+//	-role all|distributor|collector|worker|metadata   ZMQPIPELINE_ROLE
+//	-distributor ENDPOINT                             ZMQPIPELINE_DISTRIBUTOR
+//	-collector ENDPOINT                               ZMQPIPELINE_COLLECTOR
+//	-types TYPE,...  worker types this process runs   ZMQPIPELINE_TYPES
+//	-workers N       workers of each type             ZMQPIPELINE_WORKERS
+//	-quorum N        distributor: wait for N workers  ZMQPIPELINE_QUORUM
+//	-log LEVEL       debug, info, warn or error       ZMQPIPELINE_LOG
+//
+// A flag beats its environment variable. The endpoints default to
+// "inproc://PROGRAM/distributor" and "inproc://PROGRAM/collector"; a process that
+// runs one role needs endpoints that other processes reach, "ipc://" or
+// "tcp://", which need the ZeroMQ transport linked in:
+//
+//	import _ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
+//
+// (built with CGO_ENABLED=0 that import still compiles, and refuses ipc
+// and tcp at run time with an error that says why).
+//
+// # Signals and exit codes
+//
+// The first SIGINT or SIGTERM stops the process's components gracefully: a
+// worker hands back the items it holds, a distributor tells its peers the
+// run was aborted. A second one exits at once. Main exits with ExitOK when
+// the run completed, ExitFailed when something failed, ExitUsage for bad
+// flags or configuration (nothing ran), ExitAborted when the distributor
+// (in another process) ended the run early, and ExitStopped when a signal
+// stopped the process before the run completed.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+)
+
+// Role is what one process of a pipeline program runs.
+type Role string
+
+// The roles. RoleAll runs every component in one process.
+const (
+	RoleAll         Role = "all"
+	RoleDistributor Role = "distributor"
+	RoleCollector   Role = "collector"
+	RoleWorker      Role = "worker"
+	RoleMetadata    Role = "metadata"
+)
+
+var roles = []Role{RoleAll, RoleDistributor, RoleCollector, RoleWorker, RoleMetadata}
+
+// Exit codes of Main; ExitCode maps Run's error to one.
+const (
+	ExitOK      = 0   // the run completed
+	ExitFailed  = 1   // something failed: a task, a hook, a connection
+	ExitUsage   = 2   // bad flags, environment or configuration; nothing ran
+	ExitAborted = 3   // the distributor ended the run early (engine.ErrAborted)
+	ExitStopped = 130 // SIGINT or SIGTERM stopped the process first
+)
+
+// ErrUsage is wrapped by every error about the command line, the
+// environment or the pipeline's configuration.
+var ErrUsage = errors.New("cli: usage")
+
+// Environment variables read when the matching flag is not given.
+const (
+	EnvRole        = "ZMQPIPELINE_ROLE"
+	EnvDistributor = "ZMQPIPELINE_DISTRIBUTOR"
+	EnvCollector   = "ZMQPIPELINE_COLLECTOR"
+	EnvTypes       = "ZMQPIPELINE_TYPES"
+	EnvWorkers     = "ZMQPIPELINE_WORKERS"
+	EnvQuorum      = "ZMQPIPELINE_QUORUM"
+	EnvLog         = "ZMQPIPELINE_LOG"
+)
+
+// Pipeline is what a program's roles are built from. A process builds the
+// components of its role only.
+type Pipeline struct {
+	// Tasks are the distributor's task types.
+	Tasks []engine.TaskSpec
+	// Workers are the kinds of worker the program has, one per task type
+	// it executes (or several with different options).
+	Workers []Worker
+	// Collector handles every result.
+	Collector engine.ResultHandler
+	// Metadata, if set, fetches the run's metadata: the distributor then
+	// waits for it (engine.WithMetadata) and the metadata role (or RoleAll)
+	// delivers it.
+	Metadata func(ctx context.Context) (engine.Metadata, error)
+
+	// Options for each component, after the logger that -log sets (so
+	// an engine.WithLogger here replaces it).
+	DistributorOptions []engine.DistributorOption
+	CollectorOptions   []engine.CollectorOption
+	MetadataOptions    []engine.MetadataOption
+
+	// Done, if set, runs once this process's components completed the run,
+	// with what they were; an error from it fails the process. It is where
+	// a program prints its report.
+	Done func(p *Process) error
+}
+
+// Worker is one kind of worker. With -workers N a process runs N of each
+// kind it takes, sharing Handler and Options, so a handler (and any hook
+// among the options) must be safe for concurrent use, as it already is
+// with engine.WithConcurrency.
+type Worker struct {
+	Type    string
+	Handler engine.Handler
+	Options []engine.WorkerOption
+}
+
+// Config is the parsed command line.
+type Config struct {
+	Role      Role
+	Endpoints engine.Endpoints
+	// Types are the worker types this process runs; empty for all.
+	Types []string
+	// Workers is how many workers of each type this process runs.
+	Workers int
+	// Quorum makes the distributor wait for that many workers (0: none).
+	Quorum int
+	// Logger logs to stderr at the -log level; every component gets it.
+	Logger *slog.Logger
+}
+
+// Runs reports whether this process runs components of role r.
+func (c *Config) Runs(r Role) bool { return c.Role == RoleAll || c.Role == r }
+
+// Process is what one process ran.
+type Process struct {
+	Config *Config
+	// The components this process ran; nil (or empty) for the others.
+	Distributor *engine.Distributor
+	Collector   *engine.Collector
+	Workers     []*engine.Worker
+	Metadata    *engine.MetadataSource
+	// Elapsed is how long the components ran.
+	Elapsed time.Duration
+}
+
+// Main parses the program's command line (flag.CommandLine, with the
+// program's own flags and the ones above), calls build, runs the role it
+// chose until the run completes or a signal stops it, and exits with the
+// matching code, printing any error to stderr. It does not return.
+func Main(build func(*Config) (*Pipeline, error)) {
+	ctx, stop := signalContext()
+	_, err := Run(ctx, flag.CommandLine, os.Args[1:], build)
+	stop()
+	code := ExitCode(err)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		name := filepath.Base(os.Args[0])
+		switch code {
+		case ExitStopped:
+			fmt.Fprintf(os.Stderr, "%s: stopped by a signal before the run completed (%v)\n", name, err)
+		case ExitUsage:
+			fmt.Fprintf(os.Stderr, "%s: %v\n(run with -h for the flags)\n", name, err)
+		default:
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		}
+	}
+	os.Exit(code)
+}
+
+// signalContext ends on the first SIGINT or SIGTERM; a second one exits
+// the process at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(os.Stderr, "%s: %v: stopping (send it again to exit at once)\n", filepath.Base(os.Args[0]), s)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(os.Stderr, "%s: second %v: exiting now\n", filepath.Base(os.Args[0]), s)
+			os.Exit(ExitStopped)
+		case <-done:
+		}
+	})
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		wg.Wait()
+		cancel()
+	}
+}
+
+// ExitCode returns the exit code for an error from Run.
+func ExitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.Is(err, ErrUsage), errors.Is(err, engine.ErrInvalidConfig):
+		return ExitUsage
+	case errors.Is(err, engine.ErrAborted):
+		return ExitAborted
+	case errors.Is(err, context.Canceled):
+		return ExitStopped
+	}
+	return ExitFailed
+}
+
+// flags holds the command line before it becomes a Config.
+type flags struct {
+	role, distributor, collector, types, log string
+	workers, quorum                          int
+}
+
+// register adds the flags to fs.
+func (f *flags) register(fs *flag.FlagSet, name string) {
+	fs.StringVar(&f.role, "role", string(RoleAll), "what this process runs: all, distributor, collector, worker or metadata (env "+EnvRole+")")
+	fs.StringVar(&f.distributor, "distributor", "inproc://"+name+"/distributor", "the distributor's endpoint: inproc://name, ipc:///path or tcp://host:port (env "+EnvDistributor+")")
+	fs.StringVar(&f.collector, "collector", "inproc://"+name+"/collector", "the collector's endpoint (env "+EnvCollector+")")
+	fs.StringVar(&f.types, "types", "", "comma-separated worker types this process runs; all if empty (env "+EnvTypes+")")
+	fs.IntVar(&f.workers, "workers", 1, "workers of each type this process runs (env "+EnvWorkers+")")
+	fs.IntVar(&f.quorum, "quorum", 0, "distributor: hand out nothing until this many workers joined (env "+EnvQuorum+")")
+	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
+}
+
+// fromEnv fills the flags that were not given from the environment.
+func (f *flags) fromEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	for _, v := range []struct {
+		flag, env string
+		str       *string
+		num       *int
+	}{
+		{"role", EnvRole, &f.role, nil},
+		{"distributor", EnvDistributor, &f.distributor, nil},
+		{"collector", EnvCollector, &f.collector, nil},
+		{"types", EnvTypes, &f.types, nil},
+		{"workers", EnvWorkers, nil, &f.workers},
+		{"quorum", EnvQuorum, nil, &f.quorum},
+		{"log", EnvLog, &f.log, nil},
+	} {
+		val, ok := os.LookupEnv(v.env)
+		if given[v.flag] || !ok || val == "" {
+			continue
+		}
+		if v.str != nil {
+			*v.str = val
+			continue
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil {
+			return fmt.Errorf("%w: %s=%q is not a number", ErrUsage, v.env, val)
+		}
+		*v.num = n
+	}
+	return nil
+}
+
+// config checks the flags and makes the Config.
+func (f *flags) config() (*Config, error) {
+	c := &Config{
+		Role:      Role(f.role),
+		Endpoints: engine.Endpoints{Distributor: f.distributor, Collector: f.collector},
+		Workers:   f.workers,
+		Quorum:    f.quorum,
+	}
+	if !slices.Contains(roles, c.Role) {
+		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker or metadata", ErrUsage, f.role)
+	}
+	if c.Workers < 1 {
+		return nil, fmt.Errorf("%w: -workers %d: want at least 1", ErrUsage, c.Workers)
+	}
+	if c.Quorum < 0 {
+		return nil, fmt.Errorf("%w: -quorum %d: want 0 or more", ErrUsage, c.Quorum)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.log)); err != nil {
+		return nil, fmt.Errorf("%w: -log %q: want debug, info, warn or error", ErrUsage, f.log)
+	}
+	c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, t := range strings.Split(f.types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.Types = append(c.Types, t)
+		}
+	}
+	if c.Role != RoleAll {
+		for which, ep := range map[string]string{"-distributor": f.distributor, "-collector": f.collector} {
+			if strings.HasPrefix(ep, "inproc://") {
+				return nil, fmt.Errorf("%w: -role %s runs one part of the pipeline in this process, so the others must reach it: give %s an ipc:// or tcp:// endpoint, not %q", ErrUsage, c.Role, which, ep)
+			}
+		}
+	}
+	return c, nil
+}
+
+// Run is Main without the exit, for tests and for programs that do more:
+// it adds the flags to fs, parses args, calls build with the Config, and
+// runs the components of the chosen role until they complete (nil), ctx
+// ends (an error wrapping ctx.Err()) or one fails. With -h it prints the
+// flags and returns flag.ErrHelp. Errors about the command line or the
+// configuration wrap ErrUsage or engine.ErrInvalidConfig.
+func Run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Config) (*Pipeline, error)) (*Process, error) {
+	if build == nil {
+		return nil, fmt.Errorf("%w: nil build function", ErrUsage)
+	}
+	var f flags
+	f.register(fs, filepath.Base(fs.Name()))
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", ErrUsage, fs.Args())
+	}
+	if err := f.fromEnv(fs); err != nil {
+		return nil, err
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	p, err := build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("%w: the build function returned no pipeline", ErrUsage)
+	}
+	proc, err := assemble(cfg, p)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("running", "role", cfg.Role, "distributor", cfg.Endpoints.Distributor, "collector", cfg.Endpoints.Collector,
+		"workers", len(proc.Workers))
+	if err := proc.run(ctx); err != nil {
+		return proc, err
+	}
+	if p.Done != nil {
+		if err := p.Done(proc); err != nil {
+			return proc, err
+		}
+	}
+	return proc, nil
+}

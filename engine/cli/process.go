@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+)
+
+// assemble builds the components of cfg.Role from p.
+func assemble(cfg *Config, p *Pipeline) (*Process, error) {
+	proc := &Process{Config: cfg}
+	logger := engine.WithLogger(cfg.Logger)
+	var err error
+	if cfg.Runs(RoleDistributor) {
+		opts := append([]engine.DistributorOption{logger}, p.DistributorOptions...)
+		if p.Metadata != nil {
+			opts = append(opts, engine.WithMetadata())
+		}
+		if cfg.Quorum > 0 {
+			opts = append(opts, engine.WithQuorum(cfg.Quorum))
+		}
+		if proc.Distributor, err = engine.NewDistributor(cfg.Endpoints, p.Tasks, opts...); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Runs(RoleCollector) {
+		if p.Collector == nil {
+			return nil, fmt.Errorf("%w: the pipeline has no collector (Pipeline.Collector)", ErrUsage)
+		}
+		opts := append([]engine.CollectorOption{logger}, p.CollectorOptions...)
+		if proc.Collector, err = engine.NewCollector(cfg.Endpoints, p.Collector, opts...); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Runs(RoleMetadata) {
+		switch {
+		case p.Metadata != nil:
+			opts := append([]engine.MetadataOption{logger}, p.MetadataOptions...)
+			if proc.Metadata, err = engine.NewMetadataSource(cfg.Endpoints, p.Metadata, opts...); err != nil {
+				return nil, err
+			}
+		case cfg.Role == RoleMetadata:
+			return nil, fmt.Errorf("%w: -role metadata: the pipeline has no metadata (Pipeline.Metadata)", ErrUsage)
+		}
+	}
+	if cfg.Runs(RoleWorker) {
+		kinds, err := pick(p.Workers, cfg.Types)
+		if err != nil {
+			return nil, err
+		}
+		if len(kinds) == 0 && cfg.Role == RoleWorker {
+			return nil, fmt.Errorf("%w: -role worker: the pipeline has no workers (Pipeline.Workers)", ErrUsage)
+		}
+		for _, k := range kinds {
+			opts := append([]engine.WorkerOption{logger}, k.Options...)
+			for range cfg.Workers {
+				w, err := engine.NewWorker(cfg.Endpoints, k.Type, k.Handler, opts...)
+				if err != nil {
+					return nil, err
+				}
+				proc.Workers = append(proc.Workers, w)
+			}
+		}
+	}
+	return proc, nil
+}
+
+// pick returns the kinds of worker of the given types, all of them when
+// types is empty.
+func pick(kinds []Worker, types []string) ([]Worker, error) {
+	if len(types) == 0 {
+		return kinds, nil
+	}
+	var have []string
+	for _, k := range kinds {
+		if !slices.Contains(have, k.Type) {
+			have = append(have, k.Type)
+		}
+	}
+	var picked []Worker
+	for _, t := range types {
+		if !slices.Contains(have, t) {
+			return nil, fmt.Errorf("%w: -types: the pipeline has no worker for task type %q (it has: %s)", ErrUsage, t, strings.Join(have, ", "))
+		}
+	}
+	for _, k := range kinds {
+		if slices.Contains(types, k.Type) {
+			picked = append(picked, k)
+		}
+	}
+	return picked, nil
+}
+
+// run runs the process's components together. A process that runs part of
+// a distributed pipeline says on stderr where its listeners are, since an
+// endpoint such as tcp://*:0 leaves the port to the system.
+func (p *Process) run(ctx context.Context) error {
+	var comps []engine.Runner
+	if p.Distributor != nil {
+		comps = append(comps, p.Distributor)
+	}
+	if p.Collector != nil {
+		comps = append(comps, p.Collector)
+	}
+	if p.Metadata != nil {
+		comps = append(comps, p.Metadata)
+	}
+	for _, w := range p.Workers {
+		comps = append(comps, w)
+	}
+	done := make(chan struct{})
+	var announcers sync.WaitGroup
+	announce := func(role string, bound <-chan struct{}, addr func() string) {
+		announcers.Go(func() {
+			select {
+			case <-bound:
+				fmt.Fprintf(os.Stderr, "%s listening on %s\n", role, addr())
+			case <-done:
+			}
+		})
+	}
+	if p.Config.Role != RoleAll {
+		if p.Distributor != nil {
+			announce("distributor", p.Distributor.Bound(), p.Distributor.Addr)
+		}
+		if p.Collector != nil {
+			announce("collector", p.Collector.Bound(), p.Collector.Addr)
+		}
+	}
+	start := time.Now()
+	err := engine.RunAll(ctx, comps...)
+	p.Elapsed = time.Since(start)
+	close(done)
+	announcers.Wait()
+	return err
+}
