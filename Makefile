@@ -12,12 +12,18 @@ demo: deps
 test: deps vet purity nocgo race
 
 # libzmq for the ZeroMQ transport, from Debian's libzmq3-dev when
-# pkg-config cannot find it (as root, or through sudo).
+# pkg-config cannot find it, and Python's zmq and msgpack modules for the
+# test of the Python worker (examples/python), from Debian's python3-zmq and
+# python3-msgpack when no python3 has them (as root, or through sudo).
 deps:
-	@if ! pkg-config --exists libzmq 2>/dev/null; then \
-		echo "installing libzmq3-dev (and pkg-config)"; \
+	@need=; \
+	pkg-config --exists libzmq 2>/dev/null || need="libzmq3-dev pkg-config"; \
+	python3 -c 'import zmq, msgpack' 2>/dev/null || /usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null || \
+		need="$$need python3-zmq python3-msgpack"; \
+	if [ -n "$$need" ]; then \
+		echo "installing: $$need"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y libzmq3-dev pkg-config; \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$need; \
 	fi
 	$(GO) mod download
 

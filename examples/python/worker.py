@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""A pipeline worker in Python, written from PROTOCOL.md alone.
+
+It joins a run of the Go engine over ZeroMQ, takes the items of one task
+type and sends their results to the collector, beside Go workers of the
+same type. It needs Debian's python3-zmq and python3-msgpack (make deps
+installs them).
+
+    python3 examples/python/worker.py --distributor tcp://HOST:5551 \\
+        --collector tcp://HOST:5558 --type C
+
+Its work (replace the function `work`): an item of the seed's examples,
+{"workload": seconds}, is slept and has no result; a number is squared;
+anything else fails. So it can stand in for a worker of the singlethread,
+multithread or dependencies examples.
+
+Exit codes, as the Go programs': 0 the run completed, 1 failed or refused,
+3 aborted by the distributor, 130 stopped by SIGINT or SIGTERM.
+"""
+
+import argparse
+import signal
+import struct
+import sys
+import time
+
+import msgpack
+import zmq
+
+# The envelope: version, kind, role, flags, attempt, count, item id, task
+# type length; then the task type and the payload. Big-endian.
+VERSION = 1
+HEADER = struct.Struct(">BBBBIIQH")
+(HELLO, WELCOME, READY, WORK, RESULT, FAILURE, ACK, METADATA, HEARTBEAT,
+ END, BYE, REJECT) = range(1, 13)
+ROLE_WORKER = 1
+
+EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_STOPPED = 0, 1, 3, 130
+
+
+def encode(kind, role=0, flags=0, attempt=0, count=0, item=0, task_type=b"", payload=b""):
+    return HEADER.pack(VERSION, kind, role, flags, attempt, count, item, len(task_type)) + task_type + payload
+
+
+def decode(frame):
+    """Returns the envelope as a dict, or None for a frame to drop."""
+    if len(frame) < HEADER.size:
+        return None
+    version, kind, role, flags, attempt, count, item, n = HEADER.unpack_from(frame)
+    if version != VERSION or not HELLO <= kind <= REJECT or len(frame) < HEADER.size + n:
+        return None
+    return {"kind": kind, "role": role, "flags": flags, "attempt": attempt, "count": count, "item": item,
+            "task_type": frame[HEADER.size:HEADER.size + n], "payload": frame[HEADER.size + n:]}
+
+
+def work(task_type, item, metadata):
+    """Executes one item and returns its result (None for no result)."""
+    if isinstance(item, dict) and "workload" in item:
+        time.sleep(max(float(item["workload"]), 0.0))
+        return None
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        return item * item
+    raise ValueError("cannot work on %r" % (item,))
+
+
+class Stopped(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, args):
+        self.args = args
+        self.task_type = args.type.encode()
+        self.ctx = zmq.Context()
+        self.dist = self.ctx.socket(zmq.DEALER)
+        self.coll = self.ctx.socket(zmq.DEALER)
+        for s in (self.dist, self.coll):
+            s.setsockopt(zmq.LINGER, 1000)
+        # The collector first, as the Go worker does; no handshake there.
+        self.coll.connect(args.collector)
+        self.dist.connect(args.distributor)
+        self.stop = False
+        self.handled = 0
+        self.metadata = None
+
+    def recv(self, timeout_ms=None):
+        """The next envelope from the distributor, or None on timeout.
+        Raises Stopped once a signal asked to stop (unless timeout_ms is
+        given, which the goodbye uses)."""
+        waited = 0
+        while True:
+            if self.stop and timeout_ms is None:
+                raise Stopped()
+            if self.dist.poll(100):
+                env = decode(self.dist.recv())
+                if env is not None:
+                    return env
+                continue
+            waited += 100
+            if timeout_ms is not None and waited >= timeout_ms:
+                return None
+
+    def run(self):
+        self.dist.send(encode(HELLO, role=ROLE_WORKER, count=1, task_type=self.task_type))
+        while True:
+            env = self.recv()
+            if env["kind"] == WELCOME:
+                self.metadata = msgpack.unpackb(env["payload"], raw=False) if env["payload"] else None
+                break
+            if env["kind"] == REJECT:
+                print("rejected (code %d): %s" % (env["count"], env["payload"].decode(errors="replace")), file=sys.stderr)
+                return EXIT_FAILED
+            if env["kind"] == END:
+                return self.ended(env)
+        # Credit for the items this worker may hold at once; each ACK
+        # gives one back, so no ready per item.
+        self.dist.send(encode(READY, count=self.args.window))
+        while True:
+            env = self.recv()
+            if env["kind"] == WORK:
+                self.execute(env)
+            elif env["kind"] == END:
+                return self.ended(env)
+
+    def execute(self, env):
+        reply = {"attempt": env["attempt"], "item": env["item"], "task_type": env["task_type"]}
+        try:
+            out = work(env["task_type"].decode(), msgpack.unpackb(env["payload"], raw=False), self.metadata)
+            self.coll.send(encode(RESULT, payload=msgpack.packb(out, use_bin_type=True), **reply))
+        except Exception as e:  # the item fails, the worker goes on
+            self.coll.send(encode(FAILURE, payload=str(e).encode(), **reply))
+        self.handled += 1
+
+    def ended(self, env):
+        if env["payload"]:
+            print("run aborted: %s" % env["payload"].decode(errors="replace"), file=sys.stderr)
+            return EXIT_ABORTED
+        self.goodbye([])
+        return EXIT_OK
+
+    def goodbye(self, unfinished):
+        """Says goodbye with the items this worker will not finish, and
+        waits a moment for the distributor to confirm; work that crosses
+        the goodbye is handed back in a second one."""
+        for _ in range(2):
+            payload = msgpack.packb(unfinished) if unfinished else b""
+            self.dist.send(encode(BYE, role=ROLE_WORKER, payload=payload))
+            unfinished = []
+            while True:
+                env = self.recv(timeout_ms=1000)
+                if env is None or env["kind"] == BYE:
+                    break
+                if env["kind"] == WORK:
+                    unfinished.append(env["item"])
+                elif env["kind"] == END and env["payload"]:
+                    return
+            if not unfinished:
+                return
+
+    def close(self):
+        self.dist.close()
+        self.coll.close()
+        self.ctx.term()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--distributor", required=True, help="the distributor's endpoint, tcp://host:port or ipc:///path")
+    p.add_argument("--collector", required=True, help="the collector's endpoint")
+    p.add_argument("--type", required=True, help="the task type to execute")
+    p.add_argument("--window", type=int, default=2, help="items held at once: the one executing and the ones waiting")
+    args = p.parse_args()
+    if args.window < 1:
+        p.error("--window must be at least 1")
+    w = Worker(args)
+
+    def stop(signum, frame):
+        if w.stop:
+            sys.exit(EXIT_STOPPED)  # a second signal: at once
+        w.stop = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        code = w.run()
+    except Stopped:
+        # Hand back what reached this worker and was not executed.
+        pending = []
+        while w.dist.poll(0):
+            env = decode(w.dist.recv())
+            if env is not None and env["kind"] == WORK:
+                pending.append(env["item"])
+        w.goodbye(pending)
+        code = EXIT_STOPPED
+    print("handled %d items" % w.handled, flush=True)
+    w.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
