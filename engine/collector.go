@@ -137,6 +137,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	defer c.meter.summarize(c.log) // after the transports below are closed
 	err := c.run(ctx)
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()

@@ -99,6 +99,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 	if !d.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	defer d.meter.summarize(d.log) // after the transports below are closed
 	l, err := d.s.listen(ctx, d.ep.Distributor)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)

@@ -11,9 +11,17 @@
 // dial both, the collector and the metadata source dial the distributor. The
 // scheme picks the transport: "inproc://" runs the pipeline as goroutines in
 // one process over channels, "ipc://" and "tcp://" over ZeroMQ (the ZeroMQ
-// transport registers itself when its package is imported). Task, worker and
+// transport registers itself when its package is imported), or a
+// transport handed to the component with WithTransport. Task, worker and
 // collector code does not change between the two. Components may start in
-// any order. RunAll runs several components together.
+// any order; RunAll runs several components together in one process, and
+// package engine/cli turns a whole program into the role its flags
+// choose.
+//
+// A listening component reports where it listens once bound (Bound, Addr:
+// "tcp://host:0" binds a port the system picks), and a joining one when
+// the distributor welcomed it (Joined), so callers wait for order instead
+// of guessing.
 //
 // One endpoint per distributor, rather than the original's one per task type
 // plus a separate ACK endpoint, is a deliberate change: a worker names its
@@ -34,10 +42,10 @@
 // goroutine encodes and sends it, so the executing goroutine goes straight
 // on to its next item), which calls the user's handler and ACKs the item,
 // with any data the handler returned, to the distributor; the distributor
-// passes the ACK to the task's AckHandler and gives the worker its credit
-// back. A task type is complete
-// when its last item was produced and every one of its items was
-// acknowledged; only then do its dependents get items.
+// passes the ACK to the task's AckHandler (and to its own, WithAckHandler)
+// and gives the worker its credit back. A task type is complete when its
+// last item was produced and every one of its items was acknowledged; only
+// then do its dependents get items.
 //
 // Returning credit with the ACK, rather than by a message from the worker as
 // in the original design, saves a message per item and makes the window a
@@ -69,6 +77,21 @@
 // locking. Handlers should honour their context: Run waits for them.
 // Components log through log/slog (WithLogger), quietly by default, and
 // nothing per item unless the logger is at debug level.
+//
+// # Options
+//
+// Each component has its own option type (DistributorOption, WorkerOption,
+// CollectorOption, MetadataOption), so an option given to a component it
+// does not fit does not compile; an Option (WithLogger, WithCodec,
+// WithTransport) fits every one.
+//
+// # Counters
+//
+// Every component's Stats says what it threw away: what its transports
+// dropped, by reason (malformed, oversize, for a departed peer), and the
+// well-formed messages it ignored because they did not fit the run. Such
+// messages are also logged at warn level, sparingly, so that a peer that
+// sends many cannot flood the log.
 //
 // The engine imports the transport contract and, to make inproc endpoints
 // work with no set-up, the pure-Go package transport/inproc; it never

@@ -9,8 +9,8 @@ import (
 // Sentinel errors; match them with errors.Is.
 var (
 	// ErrInvalidConfig is wrapped by every construction error: a nil or
-	// duplicate task, an empty task type, an option that does not fit the
-	// component, an invalid endpoint.
+	// duplicate task, an empty task type, an option with a bad value, an
+	// endpoint that no transport serves or that its transport refuses.
 	ErrInvalidConfig = errors.New("engine: invalid configuration")
 	// ErrUnknownTaskType: a worker connected for a task type the distributor
 	// has not registered.

@@ -88,3 +88,51 @@ func ExampleNewDistributor_dependenciesAndMetadata() {
 	// done: load
 	// done: report
 }
+
+// One hook sees every ACK of every task type: a run's progress in one
+// place, without wrapping each task.
+func ExampleWithAckHandler() {
+	ep := engine.InProcess("example-acks")
+	done := map[string]int{}
+	progress := engine.AckHandlerFunc(func(ctx context.Context, ack *engine.Ack) error {
+		done[ack.TaskType]++ // the distributor's goroutine: no lock needed
+		return nil
+	})
+	dist, err := engine.NewDistributor(ep, []engine.TaskSpec{
+		{Type: "fetch", Task: engine.Items(4, func(i int) (any, error) { return i, nil })},
+		{Type: "index", Task: engine.Items(2, func(i int) (any, error) { return i, nil }), DependsOn: []string{"fetch"}},
+	}, engine.WithAckHandler(progress))
+	if err != nil {
+		panic(err)
+	}
+	noop := engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) { return nil, nil })
+	fetch, _ := engine.NewWorker(ep, "fetch", noop)
+	index, _ := engine.NewWorker(ep, "index", noop)
+	collector, _ := engine.NewCollector(ep, engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) { return nil, nil }))
+	if err := engine.RunAll(context.Background(), dist, fetch, index, collector); err != nil {
+		panic(err)
+	}
+	fmt.Println(done)
+	// Output: map[fetch:4 index:2]
+}
+
+// A component says when it is reachable, and where: peers started after
+// Bound dial Addr, which for "tcp://host:0" carries the port the system
+// picked.
+func ExampleDistributor_Bound() {
+	ep := engine.InProcess("example-bound")
+	dist, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "t", Task: engine.Items(0, nil)}})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dist.Run(ctx) }()
+	<-dist.Bound()
+	fmt.Println("listening on", dist.Addr())
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// listening on inproc://example-bound/distributor
+	// context canceled
+}

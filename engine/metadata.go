@@ -50,6 +50,7 @@ func (m *MetadataSource) Run(ctx context.Context) error {
 	if !m.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	defer m.meter.summarize(m.log) // after the transports below are closed
 	if err := m.run(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -10,15 +10,10 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
-// Options come in one type per component, so that an option given to a
-// component it does not fit is a compile error, not a run-time surprise:
-// NewDistributor takes DistributorOptions, NewWorker WorkerOptions,
-// NewCollector CollectorOptions and NewMetadataSource MetadataOptions. An
-// Option (WithLogger, WithCodec, WithTransport) fits every component.
-// An option with a bad value (a negative quorum, a nil hook) is an
-// ErrInvalidConfig error from the constructor.
-
-// DistributorOption configures a Distributor.
+// DistributorOption configures a Distributor. Options come in one type
+// per component, so that an option given to a component it does not fit is
+// a compile error; an option with a bad value (a negative quorum, a nil
+// hook) is an ErrInvalidConfig error from the constructor.
 type DistributorOption interface {
 	applyDistributor(*distributorSettings) error
 }

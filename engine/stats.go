@@ -68,6 +68,16 @@ func (m *meter) stats() Stats {
 	return s
 }
 
+// summarize logs, at the end of a Run, what the component dropped or
+// ignored, if anything: one line, so that it shows at the warn level
+// without reading every line before it.
+func (m *meter) summarize(log *slog.Logger) {
+	s := m.stats()
+	if s.Transport.TotalDropped() > 0 || s.Ignored > 0 {
+		log.Warn("messages dropped or ignored during the run", "dropped", s.Transport.Dropped, "ignored", s.Ignored)
+	}
+}
+
 // ignore counts a message that did not fit the run and logs it, sparingly
 // (the first ten, then every power of two), since a peer can send any
 // number of them.

@@ -119,6 +119,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	defer w.meter.summarize(w.log) // after the transports below are closed
 	// The collector first: a worker that cannot reach it never joins.
 	coll, err := w.s.dial(ctx, w.ep.Collector)
 	if err != nil {

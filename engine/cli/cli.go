@@ -315,7 +315,7 @@ func (f *flags) config() (*Config, error) {
 }
 
 // Run is Main without the exit, for tests and for programs that do more:
-// it adds the flags to fs, parses args, calls build with the Config, and
+// it adds the flags to fs (so fs can go to Run only once), parses args, calls build with the Config, and
 // runs the components of the chosen role until they complete (nil), ctx
 // ends (an error wrapping ctx.Err()) or one fails. With -h it prints the
 // flags and returns flag.ErrHelp. Errors about the command line or the

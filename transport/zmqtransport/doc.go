@@ -1,8 +1,17 @@
 // Package zmqtransport carries the pipeline over ZeroMQ (libzmq, through
 // github.com/pebbe/zmq4) for "ipc://" and "tcp://" endpoints. Importing it
-// registers both schemes with package transport:
+// registers both schemes with package transport, with the default Options:
 //
 //	import _ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
+//
+// A Transport with other Options (a larger message limit, a logger for its
+// drops) is made with New and handed to the components with
+// engine.WithTransport.
+//
+// Addresses are checked before any I/O (CheckEndpoint): an ipc path must
+// fit the OS limit (MaxIPCPath); a tcp address is host:port, where a
+// Listener may use the host "*" (every interface) and the port 0 or "*" (a
+// port the system picks, which the Listener's Addr reports).
 //
 // A Listener is a ROUTER socket bound to the endpoint; a Conn is a DEALER
 // connected to it. Each envelope travels as one frame in the versioned
@@ -45,8 +54,23 @@
 // # Bad input
 //
 // A frame that is malformed, of an unknown version or kind, or larger than
-// Options.MaxMessageSize is dropped, logged with the reason and counted
-// (Dropped); the Listener or Conn keeps serving.
+// Options.MaxMessageSize is dropped, logged with the reason (sparingly:
+// the first ten of each reason, then every power of two) and counted by
+// reason (Stats); the Listener or Conn keeps serving.
+//
+// # Departed peers
+//
+// libzmq does not tell a ROUTER which peer disconnected. A Listener learns
+// it when libzmq refuses a message for the peer (ZMQ_ROUTER_MANDATORY):
+// that message is dropped and counted as transport.DropPeerGone, and from
+// then on Send to the peer returns transport.ErrUnknownPeer.
+//
+// # Closing
+//
+// libzmq releases a listener's port (or socket file) in its I/O thread
+// after the socket is closed; Close waits for that, watching the socket's
+// monitor for the close, so that a Listen of the same endpoint right after
+// Close succeeds.
 //
 // # Building without cgo
 //

@@ -1,0 +1,154 @@
+// Package clitest runs pipeline programs (programs built on package cli)
+// as child processes in tests: it captures what they print, waits for a
+// line to appear (such as where a distributor listens, or that a worker
+// took an item), signals them and reads their exit codes. Every wait is
+// bounded, and a process still running when its test ends is killed by
+// its PID.
+package clitest
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Deadline bounds every wait on a process.
+const Deadline = 60 * time.Second
+
+// Process is a running child process whose stdout and stderr go to one
+// buffer.
+type Process struct {
+	name string
+	cmd  *exec.Cmd
+
+	mu      sync.Mutex
+	out     strings.Builder
+	changed chan struct{} // closed and replaced on every write
+	exited  chan struct{}
+	code    int
+	err     error
+}
+
+// Start starts cmd, named name in failure messages, capturing its output.
+// cmd must not have Stdout or Stderr set.
+func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{name: name, cmd: cmd, changed: make(chan struct{}), exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p, p
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		p.mu.Lock()
+		switch {
+		case err == nil:
+		case errors.As(err, &exit):
+			p.code = exit.ExitCode()
+		default:
+			p.code, p.err = -1, err
+		}
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// Write collects the process's output.
+func (p *Process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.out.Write(b)
+	close(p.changed)
+	p.changed = make(chan struct{})
+	return len(b), nil
+}
+
+// Name returns the process's name.
+func (p *Process) Name() string { return p.name }
+
+// Output returns what the process printed so far, stdout and stderr
+// interleaved.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// Exited returns a channel closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// WaitFor waits until the output matches re and returns the match and its
+// groups. The test fails if the process exits first, or Deadline passes.
+func (p *Process) WaitFor(t testing.TB, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.NewTimer(Deadline)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		m := rx.FindStringSubmatch(p.out.String())
+		changed := p.changed
+		p.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-changed:
+		case <-p.exited:
+			if m := rx.FindStringSubmatch(p.Output()); m != nil {
+				return m
+			}
+			t.Fatalf("%s exited without printing %q:\n%s", p.name, re, p.Output())
+		case <-deadline.C:
+			t.Fatalf("%s did not print %q within %v:\n%s", p.name, re, Deadline, p.Output())
+		}
+	}
+}
+
+// Listening waits for a process that runs role ("distributor" or
+// "collector") to say where it listens, and returns that endpoint: the one
+// to give the other processes when the port was left to the system.
+func (p *Process) Listening(t testing.TB, role string) string {
+	t.Helper()
+	return p.WaitFor(t, role+` listening on (\S+)`)[1]
+}
+
+// Signal sends s to the process.
+func (p *Process) Signal(t testing.TB, s os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(s); err != nil {
+		t.Fatalf("signal %s: %v", p.name, err)
+	}
+}
+
+// ExitCode waits for the process to exit and returns its exit code; the
+// test fails if Deadline passes first.
+func (p *Process) ExitCode(t testing.TB) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(Deadline):
+		t.Fatalf("%s did not exit within %v:\n%s", p.name, Deadline, p.Output())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		t.Fatalf("%s: %v", p.name, p.err)
+	}
+	return p.code
+}
