@@ -62,9 +62,8 @@ type Collector struct {
 	s       *collectorSettings
 	log     *slog.Logger
 	started atomic.Bool
-	bound   *signal
+	binding binding
 	joined  *signal
-	addr    atomic.Pointer[string]
 	meter   meter
 
 	mu      sync.Mutex
@@ -90,7 +89,7 @@ func NewCollector(ep Endpoints, h ResultHandler, opts ...CollectorOption) (*Coll
 	return &Collector{
 		ep: ep, handler: h, s: s,
 		log:     s.logger.With("component", "collector"),
-		bound:   newSignal(),
+		binding: newBinding(),
 		joined:  newSignal(),
 		summary: Summary{ByType: map[string]TypeSummary{}},
 	}, nil
@@ -99,16 +98,13 @@ func NewCollector(ep Endpoints, h ResultHandler, opts ...CollectorOption) (*Coll
 // Bound returns a channel that is closed once the collector is bound to
 // its endpoint, so workers can reach it. It is never closed if Run fails
 // before that.
-func (c *Collector) Bound() <-chan struct{} { return c.bound.ch }
+func (c *Collector) Bound() <-chan struct{} { return c.binding.bound.ch }
 
 // Addr returns the endpoint the collector is bound to, as its transport
 // reports it (a tcp port given as 0 is the port the system picked), or ""
 // before Bound is closed. Workers dial it.
 func (c *Collector) Addr() string {
-	if a := c.addr.Load(); a != nil {
-		return *a
-	}
-	return ""
+	return c.binding.endpoint()
 }
 
 // Joined returns a channel that is closed once the distributor welcomed
@@ -156,8 +152,7 @@ func (c *Collector) run(ctx context.Context) error {
 	c.meter.track(results)
 	defer c.meter.release(results)
 	addr := results.Addr().String()
-	c.addr.Store(&addr)
-	c.bound.fire()
+	c.binding.set(addr)
 	dist, err := c.s.dial(ctx, c.ep.Distributor)
 	if err != nil {
 		return fmt.Errorf("dial distributor: %w", err)

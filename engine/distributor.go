@@ -24,8 +24,7 @@ type Distributor struct {
 	s       *distributorSettings
 	log     *slog.Logger
 	started atomic.Bool
-	bound   *signal
-	addr    atomic.Pointer[string]
+	binding binding
 	meter   meter
 }
 
@@ -65,24 +64,21 @@ func NewDistributor(ep Endpoints, tasks []TaskSpec, opts ...DistributorOption) (
 	}
 	return &Distributor{
 		ep: ep, specs: slices.Clone(tasks), graph: g, s: s,
-		log:   s.logger.With("component", "distributor"),
-		bound: newSignal(),
+		log:     s.logger.With("component", "distributor"),
+		binding: newBinding(),
 	}, nil
 }
 
 // Bound returns a channel that is closed once the distributor is bound to
 // its endpoint and peers can reach it. It is never closed if Run fails
 // before that.
-func (d *Distributor) Bound() <-chan struct{} { return d.bound.ch }
+func (d *Distributor) Bound() <-chan struct{} { return d.binding.bound.ch }
 
 // Addr returns the endpoint the distributor is bound to, as its transport
 // reports it (a tcp port given as 0 is the port the system picked), or ""
 // before Bound is closed. Peers dial it.
 func (d *Distributor) Addr() string {
-	if a := d.addr.Load(); a != nil {
-		return *a
-	}
-	return ""
+	return d.binding.endpoint()
 }
 
 // Stats returns what the distributor's transport dropped and what it
@@ -107,8 +103,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 	d.meter.track(l)
 	defer d.meter.release(l)
 	addr := l.Addr().String()
-	d.addr.Store(&addr)
-	d.bound.fire()
+	d.binding.set(addr)
 	tracker, err := dag.NewTracker(d.graph)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err) // validated in NewDistributor; unreachable

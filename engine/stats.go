@@ -87,13 +87,3 @@ func (m *meter) ignore(log *slog.Logger, msg string, args ...any) {
 		log.Warn(msg, append(args, "ignored_total", n)...)
 	}
 }
-
-// signal is closed once, when something has happened.
-type signal struct {
-	once sync.Once
-	ch   chan struct{}
-}
-
-func newSignal() *signal { return &signal{ch: make(chan struct{})} }
-
-func (s *signal) fire() { s.once.Do(func() { close(s.ch) }) }

@@ -161,6 +161,12 @@ type Process struct {
 // program's own flags and the ones above), calls build, runs the role it
 // chose until the run completes or a signal stops it, and exits with the
 // matching code, printing any error to stderr. It does not return.
+//
+// build runs in every process, whatever its role, and only the components
+// of the role are made from what it returns: tasks produce items only
+// when the distributor asks, so building them costs little; cfg.Runs
+// tells build whether to open what only one role needs (a database for
+// the collector, say).
 func Main(build func(*Config) (*Pipeline, error)) {
 	ctx, stop := signalContext()
 	_, err := Run(ctx, flag.CommandLine, os.Args[1:], build)
