@@ -289,14 +289,20 @@ func testHostilePeerDoesNotStopTheRun(t *testing.T, s Suite) {
 	} {
 		require.NoError(t, bad.Send(ctx, env))
 	}
-	// The unknown role is rejected by name.
+	// The unknown role is rejected by name, and the goodbye, the last
+	// message, is answered: the distributor has handled all of them.
+	rejectedRole := false
 	for {
 		env, err := bad.Recv(ctx)
 		require.NoError(t, err)
 		if env.Kind == transport.KindReject && strings.Contains(string(env.Payload), "role") {
+			rejectedRole = true
+		}
+		if env.Kind == transport.KindBye {
 			break
 		}
 	}
+	assert.True(t, rejectedRole, "the hello of an unknown role was rejected by name")
 	require.NoError(t, engine.RunAll(ctx, rec.collector(t, ep), newWorker(t, ep, "calc", echo)))
 	require.NoError(t, <-dErr)
 	rec.requireEachOnce(t, "calc", 20)

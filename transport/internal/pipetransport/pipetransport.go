@@ -161,21 +161,45 @@ type end struct {
 	wmu sync.Mutex
 }
 
-// write sends one frame. If ctx ends while the frame is half written, the
-// pipe can no longer be framed and is closed: the peer departs.
+// write sends one frame. If ctx ends during the write, the write is cut
+// short by a deadline; if part of the frame went out, the pipe can no
+// longer be framed and is closed: the peer departs.
 func (e *end) write(ctx context.Context, frame []byte) error {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	stop := context.AfterFunc(ctx, func() { _ = e.c.SetWriteDeadline(time.Unix(1, 0)) })
-	_, err := e.c.Write(frame)
-	if !stop() { // ctx ended during the write
-		if err != nil {
-			_ = e.c.Close()
-			return ctx.Err()
+	// The deadline is set only while the write is on: context.AfterFunc
+	// runs its function on a goroutine of its own, which could otherwise
+	// set the deadline after the write ended and break the next one.
+	var (
+		mu      sync.Mutex
+		writing = true
+		cut     bool
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if writing {
+			cut = true
+			_ = e.c.SetWriteDeadline(time.Unix(1, 0))
 		}
+	})
+	n, err := e.c.Write(frame)
+	stop()
+	mu.Lock()
+	writing = false
+	mu.Unlock()
+	if !cut {
+		return err
+	}
+	if err != nil && n > 0 {
+		_ = e.c.Close()
+	} else {
 		_ = e.c.SetWriteDeadline(time.Time{})
 	}
-	return err
+	if err != nil {
+		return ctx.Err()
+	}
+	return nil
 }
 
 func frame(env transport.Envelope) ([]byte, error) {
