@@ -89,8 +89,9 @@ type Conn interface {
 //     peer returns ErrUnknownPeer. When it knows differs: the in-process
 //     transport knows when Conn.Close returns; ZeroMQ learns when libzmq
 //     fails to deliver to the peer, and the message that finds out is
-//     dropped and counted as DropPeerGone. The engine's goodbyes and
-//     acknowledgements cover messages lost in between.
+//     dropped and counted as DropPeerGone. Messages sent to a peer in
+//     between are lost; the engine hears of peers that leave cleanly from
+//     their goodbyes, not from the transport.
 //   - Bad input is dropped, counted (StatsReporter) and never stops a
 //     Listener or Conn: a malformed frame, an unknown version or kind, a
 //     message over the transport's size limit.
