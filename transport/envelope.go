@@ -7,7 +7,10 @@ import (
 )
 
 // Version is the wire format version written in every encoded envelope.
-const Version byte = 1
+// Version 2 added the run id and the liveness rules (heartbeats both ways
+// on the distributor's connections); a version-1 peer would not heartbeat
+// and would be declared gone, so it is refused instead.
+const Version byte = 2
 
 // Kind says what an envelope is for. The numeric values are part of the wire
 // format and never change meaning.
@@ -18,35 +21,45 @@ const (
 	// KindHello: worker, collector or metadata source -> distributor; the
 	// first message of a peer. Role says which; TaskType is a worker's type.
 	KindHello Kind = 1
-	// KindWelcome: distributor -> peer; the handshake reply. Payload is the
-	// encoded metadata map (empty without metadata).
+	// KindWelcome: distributor -> peer; the handshake reply. Run is the
+	// run's id, Count the heartbeat interval and Attempt the liveness
+	// timeout (both in milliseconds); Payload is the encoded metadata map
+	// (empty without metadata).
 	KindWelcome Kind = 2
 	// KindReady: worker -> distributor; Count more items may be sent. The
 	// engine's worker sends it after its handshake and again when its
 	// window grows; each ACK returns one credit.
 	KindReady Kind = 3
-	// KindWork: distributor -> worker; one work item.
+	// KindWork: distributor -> worker; one work item. Count is the
+	// item's attempt limit.
 	KindWork Kind = 4
-	// KindResult: worker -> collector; the item's result value.
+	// KindResult: worker -> collector; the item's result value. It repeats
+	// the work's run, task type, item id, attempt and count.
 	KindResult Kind = 5
 	// KindFailure: worker -> collector; the item failed, Payload is the
-	// error text.
+	// error text. It repeats the work's fields, like KindResult;
+	// FlagPermanent says the handler ruled out another attempt.
 	KindFailure Kind = 6
-	// KindAck: collector -> distributor; the item is done. FlagFailed marks a
-	// failed item; Payload is the collector's ack data.
+	// KindAck: collector -> distributor; the collector is done with one
+	// attempt's result. FlagFailed marks a failure (FlagFinal: the item's
+	// last), FlagDuplicate a result the collector had already handled;
+	// Payload is the collector's ack data, or the error text.
 	KindAck Kind = 7
 	// KindMetadata: metadata source -> distributor with the metadata map;
 	// distributor -> source, with an empty payload, to confirm it.
 	KindMetadata Kind = 8
-	// KindHeartbeat: liveness between peers. Reserved.
+	// KindHeartbeat: liveness, both ways between the distributor and each
+	// peer it welcomed, every heartbeat interval.
 	KindHeartbeat Kind = 9
 	// KindEnd: distributor -> peer; the run is over. An empty payload means
 	// it completed; otherwise Payload is why it was aborted.
 	KindEnd Kind = 10
-	// KindBye: peer -> distributor; the peer saw KindEnd and is leaving.
+	// KindBye: peer -> distributor; the peer saw KindEnd, or is leaving
+	// early. Distributor -> peer: the goodbye arrived.
 	KindBye Kind = 11
-	// KindReject: distributor -> peer; the handshake was refused. Count is a
-	// RejectCode, Payload the reason.
+	// KindReject: distributor -> peer; a handshake was refused, or (with
+	// RejectGone) a message came from a peer the distributor does not
+	// know. Count is a RejectCode, Payload the reason.
 	KindReject Kind = 12
 
 	maxKind = KindReject
@@ -97,23 +110,39 @@ const (
 	RejectUnknownTaskType RejectCode = 1
 	RejectDuplicate       RejectCode = 2
 	RejectUnexpected      RejectCode = 3
+	// RejectGone: the distributor does not know the peer (it was declared
+	// gone, or never said hello): it must drop what it holds for the run
+	// and say hello again.
+	RejectGone RejectCode = 4
 )
 
 // Flags on an envelope.
 const (
-	// FlagFailed on KindAck: the item failed.
+	// FlagFailed on KindAck: the attempt failed.
 	FlagFailed uint8 = 1 << 0
+	// FlagFinal on a failed KindAck: no attempt is left, and the
+	// collector's failure handler saw it.
+	FlagFinal uint8 = 1 << 1
+	// FlagDuplicate on KindAck: the collector had already handled a
+	// result of this item, so it handled this one not at all.
+	FlagDuplicate uint8 = 1 << 2
+	// FlagPermanent on KindFailure: the handler said another attempt
+	// would fail the same way.
+	FlagPermanent uint8 = 1 << 3
 )
 
 // Envelope is one message between roles. The transport moves envelopes; the
 // engine gives them meaning. Payload is opaque to the transport (the engine
 // encodes user values with a Codec).
 type Envelope struct {
-	Kind     Kind
-	Role     Role
-	Flags    uint8
-	Attempt  uint32
-	Count    uint32
+	Kind    Kind
+	Role    Role
+	Flags   uint8
+	Attempt uint32
+	Count   uint32
+	// Run is the id of the run the message belongs to (0 before a peer
+	// was welcomed): item ids start again with every run.
+	Run      uint64
 	ItemID   uint64
 	TaskType string
 	Payload  []byte
@@ -122,17 +151,18 @@ type Envelope struct {
 // Wire layout of an encoded envelope (all integers big-endian):
 //
 //	offset size field
-//	0      1    version (1)
+//	0      1    version (2)
 //	1      1    kind
 //	2      1    role
 //	3      1    flags
 //	4      4    attempt
 //	8      4    count
-//	12     8    item id
-//	20     2    task type length n
-//	22     n    task type (UTF-8)
-//	22+n   ...  payload (the rest)
-const headerLen = 22
+//	12     8    run id
+//	20     8    item id
+//	28     2    task type length n
+//	30     n    task type (UTF-8)
+//	30+n   ...  payload (the rest)
+const headerLen = 30
 
 // MaxTaskTypeLen is the longest task type the wire format carries.
 const MaxTaskTypeLen = 1<<16 - 1
@@ -159,6 +189,7 @@ func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, Version, byte(e.Kind), byte(e.Role), e.Flags)
 	b = binary.BigEndian.AppendUint32(b, e.Attempt)
 	b = binary.BigEndian.AppendUint32(b, e.Count)
+	b = binary.BigEndian.AppendUint64(b, e.Run)
 	b = binary.BigEndian.AppendUint64(b, e.ItemID)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.TaskType)))
 	b = append(b, e.TaskType...)
@@ -184,7 +215,7 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 	if kind < 1 || kind > maxKind {
 		return fmt.Errorf("%w: %d", ErrUnknownKind, data[1])
 	}
-	n := int(binary.BigEndian.Uint16(data[20:22]))
+	n := int(binary.BigEndian.Uint16(data[28:30]))
 	if headerLen+n > len(data) {
 		return fmt.Errorf("%w: %d bytes at offset %d of %d", ErrTaskTypeLength, n, headerLen, len(data))
 	}
@@ -194,7 +225,8 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 		Flags:    data[3],
 		Attempt:  binary.BigEndian.Uint32(data[4:8]),
 		Count:    binary.BigEndian.Uint32(data[8:12]),
-		ItemID:   binary.BigEndian.Uint64(data[12:20]),
+		Run:      binary.BigEndian.Uint64(data[12:20]),
+		ItemID:   binary.BigEndian.Uint64(data[20:28]),
 		TaskType: string(data[headerLen : headerLen+n]),
 	}
 	if rest := data[headerLen+n:]; len(rest) > 0 {

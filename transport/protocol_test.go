@@ -60,8 +60,8 @@ func TestProtocolDocExample(t *testing.T) {
 	twentyFive, err := transport.Msgpack{}.Marshal(25)
 	require.NoError(t, err)
 	want := map[string]transport.Envelope{
-		"work":   {Kind: transport.KindWork, TaskType: "square", ItemID: 7, Attempt: 1, Payload: five},
-		"result": {Kind: transport.KindResult, TaskType: "square", ItemID: 7, Attempt: 1, Payload: twentyFive},
+		"work":   {Kind: transport.KindWork, TaskType: "square", Run: 0x1b2c3d4e5f607182, ItemID: 7, Attempt: 1, Count: 3, Payload: five},
+		"result": {Kind: transport.KindResult, TaskType: "square", Run: 0x1b2c3d4e5f607182, ItemID: 7, Attempt: 1, Count: 3, Payload: twentyFive},
 	}
 	found := 0
 	for _, line := range protocolDoc(t) {

@@ -37,7 +37,10 @@ type Listener interface {
 	// Send queues env for the peer and returns without waiting for it to
 	// be delivered. It blocks while the peer's buffer is full, and returns
 	// ErrUnknownPeer if the peer never connected or the Listener knows it
-	// has departed. Send does not keep env.Payload after it returns.
+	// has departed. With a ctx that is already done, Send never waits: it
+	// queues env if it can at once and otherwise returns ctx.Err() having
+	// sent nothing, so a caller can try a send and keep the message for
+	// later. Send does not keep env.Payload after it returns.
 	Send(ctx context.Context, to PeerID, env Envelope) error
 	// Addr returns the endpoint the Listener is bound to, with what the
 	// transport chose filled in: a tcp port asked for as 0 is the port
@@ -54,7 +57,8 @@ type Listener interface {
 // Every method is safe for concurrent use with the others.
 type Conn interface {
 	// Send queues env for the listener. It blocks while the buffer is
-	// full, or (depending on the transport) until the listener exists.
+	// full, or (depending on the transport) until the listener exists;
+	// with a ctx that is already done it never waits, as Listener.Send.
 	// Send does not keep env.Payload after it returns.
 	Send(ctx context.Context, env Envelope) error
 	// Recv blocks until a message from the listener arrives, ctx ends or the

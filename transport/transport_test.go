@@ -123,7 +123,7 @@ func TestStatsAdd(t *testing.T) {
 func TestEnvelopeRoundTrip(t *testing.T) {
 	in := transport.Envelope{
 		Kind: transport.KindAck, Role: transport.RoleCollector, Flags: transport.FlagFailed,
-		Attempt: 3, Count: 7, ItemID: 1<<40 + 5, TaskType: "calc", Payload: []byte{1, 2, 3},
+		Attempt: 3, Count: 7, Run: 0xfeedface12345678, ItemID: 1<<40 + 5, TaskType: "calc", Payload: []byte{1, 2, 3},
 	}
 	b, err := in.MarshalBinary()
 	require.NoError(t, err)
@@ -146,7 +146,7 @@ func TestEnvelopeRejectsMalformed(t *testing.T) {
 	}{
 		{"empty", nil, transport.ErrShortMessage},
 		{"short", good[:10], transport.ErrShortMessage},
-		{"version", mutate(func(b []byte) []byte { b[0] = 2; return b }), transport.ErrVersion},
+		{"version", mutate(func(b []byte) []byte { b[0] = 1; return b }), transport.ErrVersion},
 		{"kind zero", mutate(func(b []byte) []byte { b[1] = 0; return b }), transport.ErrUnknownKind},
 		{"kind past last", mutate(func(b []byte) []byte { b[1] = 200; return b }), transport.ErrUnknownKind},
 		{"task type cut", good[:len(good)-1], transport.ErrTaskTypeLength},

@@ -27,10 +27,10 @@ import time
 import msgpack
 import zmq
 
-# The envelope: version, kind, role, flags, attempt, count, item id, task
-# type length; then the task type and the payload. Big-endian.
-VERSION = 1
-HEADER = struct.Struct(">BBBBIIQH")
+# The envelope: version, kind, role, flags, attempt, count, run id, item id,
+# task type length; then the task type and the payload. Big-endian.
+VERSION = 2
+HEADER = struct.Struct(">BBBBIIQQH")
 (HELLO, WELCOME, READY, WORK, RESULT, FAILURE, ACK, METADATA, HEARTBEAT,
  END, BYE, REJECT) = range(1, 13)
 ROLE_WORKER = 1
@@ -38,18 +38,18 @@ ROLE_WORKER = 1
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_STOPPED = 0, 1, 3, 130
 
 
-def encode(kind, role=0, flags=0, attempt=0, count=0, item=0, task_type=b"", payload=b""):
-    return HEADER.pack(VERSION, kind, role, flags, attempt, count, item, len(task_type)) + task_type + payload
+def encode(kind, role=0, flags=0, attempt=0, count=0, run=0, item=0, task_type=b"", payload=b""):
+    return HEADER.pack(VERSION, kind, role, flags, attempt, count, run, item, len(task_type)) + task_type + payload
 
 
 def decode(frame):
     """Returns the envelope as a dict, or None for a frame to drop."""
     if len(frame) < HEADER.size:
         return None
-    version, kind, role, flags, attempt, count, item, n = HEADER.unpack_from(frame)
+    version, kind, role, flags, attempt, count, run, item, n = HEADER.unpack_from(frame)
     if version != VERSION or not HELLO <= kind <= REJECT or len(frame) < HEADER.size + n:
         return None
-    return {"kind": kind, "role": role, "flags": flags, "attempt": attempt, "count": count, "item": item,
+    return {"kind": kind, "role": role, "flags": flags, "attempt": attempt, "count": count, "run": run, "item": item,
             "task_type": frame[HEADER.size:HEADER.size + n], "payload": frame[HEADER.size + n:]}
 
 
@@ -123,7 +123,9 @@ class Worker:
                 return self.ended(env)
 
     def execute(self, env):
-        reply = {"attempt": env["attempt"], "item": env["item"], "task_type": env["task_type"]}
+        # A result repeats the work's run, task type, item id, attempt and
+        # count.
+        reply = {k: env[k] for k in ("run", "task_type", "item", "attempt", "count")}
         try:
             out = work(env["task_type"].decode(), msgpack.unpackb(env["payload"], raw=False), self.metadata)
             self.coll.send(encode(RESULT, payload=msgpack.packb(out, use_bin_type=True), **reply))

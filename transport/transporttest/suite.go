@@ -70,6 +70,7 @@ func Run(t *testing.T, s Suite) {
 		{"SendToUnknownPeer", testSendToUnknownPeer},
 		{"SendToDepartedPeer", testSendToDepartedPeer},
 		{"PayloadIsCopied", testPayloadIsCopied},
+		{"SendWithDoneContextNeverWaits", testSendWithDoneContextNeverWaits},
 		{"LargeMessage", testLargeMessage},
 		{"OversizeIsDroppedAndCounted", testOversizeIsDroppedAndCounted},
 		{"StatsCountPeers", testStatsCountPeers},
@@ -410,15 +411,19 @@ func testSendToDepartedPeer(t *testing.T, s Suite) {
 	// reaches the Listener asynchronously, so sends are retried, spaced
 	// and bounded.
 	var err error
+	accepted := 0 // sends that returned nil although the peer was gone
 	for i := 0; i < 500 && err == nil; i++ {
 		if err = l.Send(ctx, from, work(uint64(i))); err == nil {
+			accepted++
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	require.ErrorIs(t, err, transport.ErrUnknownPeer, "the Listener never found out that the peer departed")
 	if _, ok := l.(transport.StatsReporter); ok {
 		st := transport.StatsOf(l)
-		assert.Positive(t, st.Dropped[transport.DropPeerGone], "the message that found the peer gone is counted")
+		if accepted > 0 {
+			assert.Positive(t, st.Dropped[transport.DropPeerGone], "%d messages for the departed peer were accepted and none is counted as dropped", accepted)
+		}
 		assert.Zero(t, st.Peers, "the departed peer is not counted")
 	}
 }
@@ -493,4 +498,49 @@ func testStatsCountPeers(t *testing.T, s Suite) {
 	st := transport.StatsOf(l)
 	assert.Equal(t, 3, st.Peers)
 	assert.Zero(t, st.TotalDropped(), "nothing was dropped: %v", st.Dropped)
+}
+
+// testSendWithDoneContextNeverWaits: a Send with a context that is already
+// done queues the message or refuses it at once, and a refused message is
+// never delivered. The peer reads nothing until every send returned, so a
+// transport with bounded buffers refuses some.
+func testSendWithDoneContextNeverWaits(t *testing.T, s Suite) {
+	ctx := testCtx(t)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
+	from := hello(t, ctx, l, c)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	const n = 5000
+	var queued []uint64
+	for i := range uint64(n) {
+		err := l.Send(done, from, work(i))
+		if err == nil {
+			queued = append(queued, i)
+			continue
+		}
+		require.ErrorIs(t, err, context.Canceled, "send %d", i)
+	}
+	require.NotEmpty(t, queued, "a Send with a done context queues while there is room")
+	for _, want := range queued {
+		env, err := c.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, env.ItemID, "what was queued arrives in order, and nothing that was refused")
+	}
+	// And the other way round, from the Conn.
+	queued = queued[:0]
+	for i := range uint64(n) {
+		err := c.Send(done, work(i))
+		if err == nil {
+			queued = append(queued, i)
+			continue
+		}
+		require.ErrorIs(t, err, context.Canceled, "send %d", i)
+	}
+	require.NotEmpty(t, queued)
+	for _, want := range queued {
+		_, env, err := l.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, env.ItemID)
+	}
 }

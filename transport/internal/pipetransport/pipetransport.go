@@ -15,6 +15,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,7 +32,8 @@ import (
 const DefaultMaxMessageSize = 16 << 20
 
 // inboxSize is how many received messages wait for Recv before the reader
-// stops reading, which blocks the writer: the pipe's backpressure.
+// stops reading, which blocks the writer: the pipe's backpressure. Each
+// end's outbox holds as many frames waiting to be written.
 const inboxSize = 256
 
 // Transport serves endpoints of one scheme in a namespace of its own.
@@ -155,52 +157,107 @@ func (t *Transport) pair(l *listener, c *conn) {
 	c.connect(near)
 }
 
-// end is one end of a pipe, with the lock that keeps frames whole.
+// end is one end of a pipe: the connection and its outbox, which a
+// writer goroutine empties, so that Send queues a frame and returns. A
+// frame queued when the pipe breaks is lost, as on a network.
 type end struct {
-	c   net.Conn
-	wmu sync.Mutex
+	c        net.Conn
+	lost     *atomic.Uint64 // counts the frames dropped when the pipe broke
+	out      chan []byte
+	unsent   atomic.Int64  // frames queued and not yet written
+	quit     chan struct{} // closed by close
+	quitOnce sync.Once
+	dead     chan struct{} // closed when the writer stopped: the pipe broke or was closed
 }
 
-// write sends one frame. If ctx ends during the write, the write is cut
-// short by a deadline; if part of the frame went out, the pipe can no
-// longer be framed and is closed: the peer departs.
-func (e *end) write(ctx context.Context, frame []byte) error {
-	e.wmu.Lock()
-	defer e.wmu.Unlock()
-	// The deadline is set only while the write is on: context.AfterFunc
-	// runs its function on a goroutine of its own, which could otherwise
-	// set the deadline after the write ended and break the next one.
-	var (
-		mu      sync.Mutex
-		writing = true
-		cut     bool
-	)
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if writing {
-			cut = true
-			_ = e.c.SetWriteDeadline(time.Unix(1, 0))
+func newEnd(c net.Conn, lost *atomic.Uint64) *end {
+	return &end{c: c, lost: lost, out: make(chan []byte, inboxSize), quit: make(chan struct{}), dead: make(chan struct{})}
+}
+
+// writeLoop writes queued frames until the pipe breaks or is closed; it
+// closes the pipe on its way out, so the reader ends too.
+func (e *end) writeLoop() {
+	defer close(e.dead)
+	defer e.c.Close()
+	for {
+		select {
+		case f := <-e.out:
+			_, err := e.c.Write(f)
+			e.unsent.Add(-1)
+			if err != nil {
+				e.lost.Add(1)
+				return
+			}
+		case <-e.quit:
+			return
 		}
-	})
-	n, err := e.c.Write(frame)
-	stop()
-	mu.Lock()
-	writing = false
-	mu.Unlock()
-	if !cut {
-		return err
 	}
-	if err != nil && n > 0 {
-		_ = e.c.Close()
-	} else {
-		_ = e.c.SetWriteDeadline(time.Time{})
+}
+
+// dropQueued empties the outbox of a dead end and counts what it held as
+// lost.
+func (e *end) dropQueued() {
+	<-e.dead
+	for {
+		select {
+		case <-e.out:
+			e.unsent.Add(-1)
+			e.lost.Add(1)
+		default:
+			return
+		}
 	}
-	if err != nil {
+}
+
+// send queues one frame; with a done ctx it never waits.
+func (e *end) send(ctx context.Context, frame []byte) error {
+	select {
+	case <-e.dead:
+		return errBroken
+	default:
+	}
+	e.unsent.Add(1)
+	select {
+	case e.out <- frame:
+		return nil
+	default:
+	}
+	select {
+	case e.out <- frame:
+		return nil
+	case <-e.dead:
+		e.unsent.Add(-1)
+		return errBroken
+	case <-ctx.Done():
+		e.unsent.Add(-1)
 		return ctx.Err()
 	}
-	return nil
 }
+
+// linger bounds how long Close waits for the frames still queued on its
+// pipes to be written, as ZeroMQ's linger does.
+const linger = 100 * time.Millisecond
+
+// flush waits, until deadline, for every queued frame to be written.
+func (e *end) flush(deadline time.Time) {
+	for e.unsent.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-e.dead:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// close ends the pipe: the writer stops, and both readers see the end
+// of the stream.
+func (e *end) close() {
+	e.quitOnce.Do(func() { close(e.quit) })
+	_ = e.c.Close()
+}
+
+// errBroken: the pipe under an end broke.
+var errBroken = errors.New("pipetransport: pipe broken")
 
 func frame(env transport.Envelope) ([]byte, error) {
 	b := make([]byte, 4, 4+env.EncodedLen())
@@ -208,14 +265,17 @@ func frame(env transport.Envelope) ([]byte, error) {
 	return env.AppendBinary(b)
 }
 
-// counters are what an end's reader dropped.
+// counters are what a Listener or Conn dropped.
 type counters struct {
-	malformed, oversize atomic.Uint64
+	malformed, oversize, peerGone, sendFailed atomic.Uint64
 }
 
 func (d *counters) stats(peers int) transport.Stats {
 	s := transport.Stats{Peers: peers}
-	for r, n := range map[transport.DropReason]uint64{transport.DropMalformed: d.malformed.Load(), transport.DropOversize: d.oversize.Load()} {
+	for r, n := range map[transport.DropReason]uint64{
+		transport.DropMalformed: d.malformed.Load(), transport.DropOversize: d.oversize.Load(),
+		transport.DropPeerGone: d.peerGone.Load(), transport.DropSendFailed: d.sendFailed.Load(),
+	} {
 		if n > 0 {
 			if s.Dropped == nil {
 				s.Dropped = make(map[transport.DropReason]uint64)
@@ -280,10 +340,11 @@ type listener struct {
 // accept takes the far end of a new pipe. Caller holds t.mu, so l is not
 // closed.
 func (l *listener) accept(c net.Conn, id transport.PeerID) {
-	e := &end{c: c}
+	e := newEnd(c, &l.drops.peerGone)
 	l.mu.Lock()
 	l.peers[id] = e
 	l.mu.Unlock()
+	l.readers.Go(e.writeLoop)
 	l.readers.Go(func() {
 		read(c, l.t.max, &l.drops, func(env transport.Envelope) bool {
 			select {
@@ -297,14 +358,16 @@ func (l *listener) accept(c net.Conn, id transport.PeerID) {
 	})
 }
 
-// forget drops a peer whose pipe ended.
+// forget drops a peer whose pipe ended; frames still queued for it are
+// dropped and counted.
 func (l *listener) forget(id transport.PeerID, e *end) {
 	l.mu.Lock()
 	if l.peers[id] == e {
 		delete(l.peers, id)
 	}
 	l.mu.Unlock()
-	_ = e.c.Close()
+	e.close()
+	e.dropQueued()
 }
 
 func (l *listener) Recv(ctx context.Context) (transport.PeerID, transport.Envelope, error) {
@@ -339,19 +402,14 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	if err != nil {
 		return err
 	}
-	if err := e.write(ctx, b); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		select {
-		case <-l.closed:
-			return transport.ErrClosed
-		default:
-		}
-		l.forget(to, e)
-		return fmt.Errorf("pipetransport %q: send to %s: %w: %w", l.ep, to, transport.ErrUnknownPeer, err)
+	switch err := e.send(ctx, b); {
+	case err == nil:
+		return nil
+	case errors.Is(err, errBroken):
+		return fmt.Errorf("pipetransport %q: send to %s: %w", l.ep, to, transport.ErrUnknownPeer)
+	default:
+		return err
 	}
-	return nil
 }
 
 func (l *listener) Addr() transport.Endpoint { return l.ep }
@@ -377,8 +435,10 @@ func (l *listener) Close() error {
 		peers := l.peers
 		l.peers = map[transport.PeerID]*end{}
 		l.mu.Unlock()
+		deadline := time.Now().Add(linger)
 		for _, e := range peers {
-			_ = e.c.Close()
+			e.flush(deadline)
+			e.close()
 		}
 		l.readers.Wait()
 	})
@@ -410,7 +470,7 @@ func (c *conn) isClosed() bool {
 
 // connect takes the near end of a new pipe. Caller holds t.mu.
 func (c *conn) connect(p net.Conn) {
-	e := &end{c: p}
+	e := newEnd(p, &c.drops.sendFailed)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.isClosed() {
@@ -419,6 +479,7 @@ func (c *conn) connect(p net.Conn) {
 	}
 	c.cur = e
 	close(c.connected)
+	c.readers.Go(e.writeLoop)
 	c.readers.Go(func() {
 		read(p, c.t.max, &c.drops, func(env transport.Envelope) bool {
 			select {
@@ -435,7 +496,8 @@ func (c *conn) connect(p net.Conn) {
 // lost handles a pipe that ended: unless the Conn is closing, it waits for
 // the next Listener of its name.
 func (c *conn) lost(e *end) {
-	_ = e.c.Close()
+	e.close()
+	e.dropQueued()
 	c.mu.Lock()
 	if c.cur == e {
 		c.cur = nil
@@ -450,9 +512,7 @@ func (c *conn) lost(e *end) {
 	}
 }
 
-// Send waits for a listener, then writes. A message whose pipe broke is
-// sent again on the next one: a frame cut short is never delivered, so
-// nothing arrives twice.
+// Send waits for a listener, then queues the frame on the current pipe.
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
 	b, err := frame(env)
 	if err != nil {
@@ -475,22 +535,17 @@ func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
 				return ctx.Err()
 			}
 		}
-		err := e.write(ctx, b)
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case c.isClosed():
-			return transport.ErrClosed
+		err := e.send(ctx, b)
+		if !errors.Is(err, errBroken) {
+			return err
 		}
+		// The pipe broke before the frame was queued: wait for the next.
 		c.mu.Lock()
 		if c.cur == e {
 			c.cur = nil
 			c.connected = make(chan struct{})
 		}
 		c.mu.Unlock()
-		_ = e.c.Close() // its reader then waits for the next listener
 	}
 }
 
@@ -525,7 +580,8 @@ func (c *conn) Close() error {
 		}
 		c.t.mu.Unlock()
 		if e != nil {
-			_ = e.c.Close()
+			e.flush(time.Now().Add(linger))
+			e.close()
 		}
 		c.readers.Wait()
 	})

@@ -36,7 +36,7 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, transporttest.Suite{
 		Transport:   tr,
 		NewEndpoint: func(t testing.TB) string { return "pipe://" + name(t) },
-		Features:    transporttest.Features{DepartureOnClose: true, MaxMessageSize: limit},
+		Features:    transporttest.Features{MaxMessageSize: limit},
 	})
 }
 
