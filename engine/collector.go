@@ -41,11 +41,15 @@ func (r *Result) Decode(v any) error { return r.codec.Unmarshal(r.payload, v) }
 // Payload returns the encoded result. The caller must not modify it.
 func (r *Result) Payload() []byte { return r.payload }
 
-// Summary counts what a collector handled.
+// Summary counts what a collector handled in its run.
 type Summary struct {
 	Results  int
 	Failures int
-	ByType   map[string]TypeSummary
+	// Duplicates counts results that came for items already handled (a
+	// worker taken for gone delivered after all, or an attempt raced its
+	// retry): acknowledged, not handled again.
+	Duplicates int
+	ByType     map[string]TypeSummary
 }
 
 // TypeSummary counts one task type's results and failures.
@@ -159,76 +163,121 @@ func (c *Collector) run(ctx context.Context) error {
 	}
 	c.meter.track(dist)
 	defer c.meter.release(dist)
-	hello := transport.Envelope{Kind: transport.KindHello, Role: transport.RoleCollector}
-	md, err := handshake(ctx, dist, hello, c.s.codec, c.log, &c.meter)
-	if errors.Is(err, errRunOver) {
-		return nil
+	sess := &session{
+		conn:  dist,
+		hello: transport.Envelope{Kind: transport.KindHello, Role: transport.RoleCollector},
+		codec: c.s.codec, log: c.log, meter: &c.meter,
 	}
-	if err != nil {
-		return err
-	}
-	c.joined.fire()
-	if c.s.collectorInit != nil {
-		if err := protect(func() error { return c.s.collectorInit(ctx, md) }); err != nil {
-			sendBye(ctx, dist, transport.RoleCollector, nil, c.s.codec, c.log)
-			return fmt.Errorf("init hook: %w", err)
+	var (
+		run  uint64   // the run this collector takes part in
+		done *doneSet // the items of that run it handled
+	)
+	md, err := sess.join(ctx)
+	for {
+		switch {
+		case errors.Is(err, errRunOver):
+			return nil
+		case run != 0 && errors.Is(err, ErrRejected):
+			return fmt.Errorf("%w: %w", ErrReplaced, err)
+		case err != nil:
+			return err
+		}
+		if sess.run != run {
+			// A new run: its item ids start again, and its metadata may
+			// differ. The finished hook of an earlier run that did not
+			// complete never runs.
+			run, done = sess.run, &doneSet{}
+			c.resetSummary()
+			if c.s.collectorInit != nil {
+				if err := protect(func() error { return c.s.collectorInit(ctx, md) }); err != nil {
+					sess.bye(ctx, nil, true)
+					return fmt.Errorf("init hook: %w", err)
+				}
+			}
+		}
+		c.joined.fire()
+		c.log.Info("collector ready", "endpoint", addr, "run", runName(run))
+		err = c.serve(ctx, sess, results, done)
+		switch {
+		case err == nil:
+			summary := c.Summary()
+			if c.s.onFinished != nil {
+				if err := protect(func() error { c.s.onFinished(ctx, summary); return nil }); err != nil {
+					c.log.Error("finished hook failed", "err", err)
+				}
+			}
+			c.log.Info("run complete", "results", summary.Results, "failures", summary.Failures, "duplicates", summary.Duplicates)
+			sess.bye(ctx, nil, true)
+			return nil
+		case errors.Is(err, errGone):
+			c.log.Warn("the distributor took this collector for gone; it joins again")
+			md, err = sess.join(ctx)
+		case errors.Is(err, ErrDistributorLost):
+			md, err = sess.rejoin(ctx, c.s.rejoin, err)
+		case errors.Is(err, ErrAborted):
+			sess.bye(ctx, nil, false) // confirm; the distributor is going away
+			return err
+		case ctx.Err() != nil:
+			sess.bye(ctx, nil, true) // results not acknowledged go out again
+			return err
+		default:
+			return err
 		}
 	}
-	c.log.Info("collector ready", "endpoint", addr)
+}
 
+// errEnded: the distributor ended the run, complete.
+var errEnded = errors.New("engine: the run ended")
+
+// serve handles results until the distributor ends the run (nil), takes
+// this collector for gone, falls silent, or ctx ends.
+func (c *Collector) serve(ctx context.Context, sess *session, results transport.Listener, done *doneSet) error {
+	sctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var helpers sync.WaitGroup
+	helpers.Go(func() { sess.keepAlive(sctx, stop) })
 	// The distributor's end stops the result loop. Every result was
 	// acknowledged before the end was sent, so none is left behind.
-	loopCtx, stopLoop := context.WithCancel(ctx)
-	defer stopLoop()
-	var (
-		end       *transport.Envelope
-		readerErr error
-		reader    sync.WaitGroup
-	)
-	reader.Go(func() {
-		defer stopLoop()
+	helpers.Go(func() {
 		for {
-			env, err := dist.Recv(loopCtx)
+			env, err := sess.recv(sctx)
 			if err != nil {
-				readerErr = err
+				stop(fmt.Errorf("connection to the distributor: %w", err))
 				return
 			}
-			if env.Kind == transport.KindEnd {
-				end = &env
+			switch env.Kind {
+			case transport.KindEnd:
+				if err := endError(env); err != nil {
+					stop(err)
+				} else {
+					stop(errEnded)
+				}
 				return
+			case transport.KindReject:
+				if transport.RejectCode(env.Count) == transport.RejectGone {
+					stop(errGone)
+					return
+				}
 			}
 			c.meter.ignore(c.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	})
-	loopErr := c.loop(loopCtx, results, dist)
-	stopLoop()
-	reader.Wait()
-	if end == nil {
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case loopErr != nil:
-			return loopErr
-		}
-		return fmt.Errorf("connection to the distributor: %w", readerErr)
+	loopErr := c.loop(sctx, sess, results, done)
+	stop(loopErr)
+	helpers.Wait()
+	cause := context.Cause(sctx)
+	switch {
+	case errors.Is(cause, errEnded):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
-	if err := endError(*end); err != nil {
-		return err // aborted: the distributor is going away, no goodbye
-	}
-	summary := c.Summary()
-	if c.s.onFinished != nil {
-		if err := protect(func() error { c.s.onFinished(ctx, summary); return nil }); err != nil {
-			c.log.Error("finished hook failed", "err", err)
-		}
-	}
-	c.log.Info("run complete", "results", summary.Results, "failures", summary.Failures)
-	sendBye(ctx, dist, transport.RoleCollector, nil, c.s.codec, c.log)
-	return nil
+	return cause
 }
 
 // loop handles results until ctx ends; it returns nil then, or the error
 // that stopped it.
-func (c *Collector) loop(ctx context.Context, results transport.Listener, dist transport.Conn) error {
+func (c *Collector) loop(ctx context.Context, sess *session, results transport.Listener, done *doneSet) error {
 	debug := c.log.Enabled(ctx, slog.LevelDebug)
 	for {
 		_, env, err := results.Recv(ctx)
@@ -238,20 +287,23 @@ func (c *Collector) loop(ctx context.Context, results transport.Listener, dist t
 			}
 			return err
 		}
-		var ack transport.Envelope
-		switch env.Kind {
-		case transport.KindResult:
-			ack = c.handleResult(ctx, env)
-		case transport.KindFailure:
-			ack = c.handleFailure(ctx, env.TaskType, env.ItemID, env.Attempt, string(env.Payload))
-		default:
+		if env.Kind != transport.KindResult && env.Kind != transport.KindFailure {
 			c.meter.ignore(c.log, "unexpected message from a worker; dropped", "kind", env.Kind)
 			continue
 		}
-		if debug {
-			c.log.Debug("item collected", "task_type", env.TaskType, "item", env.ItemID, "failed", ack.Flags&transport.FlagFailed != 0)
+		if env.Run != sess.run {
+			c.meter.ignore(c.log, "result of another run; dropped", "run", runName(env.Run), "item", env.ItemID)
+			continue
 		}
-		if err := dist.Send(ctx, ack); err != nil {
+		if env.ItemID == 0 || !done.fits(env.ItemID) {
+			c.meter.ignore(c.log, "result for an item id out of range; dropped", "item", env.ItemID)
+			continue
+		}
+		ack := c.collect(ctx, env, done)
+		if debug {
+			c.log.Debug("item collected", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt, "flags", ack.Flags)
+		}
+		if err := sess.send(ctx, ack); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -260,36 +312,70 @@ func (c *Collector) loop(ctx context.Context, results transport.Listener, dist t
 	}
 }
 
-func (c *Collector) handleResult(ctx context.Context, env transport.Envelope) transport.Envelope {
+// collect handles one attempt's result or failure, at most once per item,
+// and returns the ACK for the distributor. A result of an item it handled
+// before is acknowledged as a duplicate and not handled again; a failure
+// with attempts left is acknowledged for the distributor to try again, and
+// not handled either.
+func (c *Collector) collect(ctx context.Context, env transport.Envelope, done *doneSet) transport.Envelope {
+	ack := transport.Envelope{Kind: transport.KindAck, TaskType: env.TaskType, ItemID: env.ItemID, Attempt: env.Attempt}
+	if done.has(env.ItemID) {
+		c.meter.duplicates.Add(1)
+		c.mu.Lock()
+		c.summary.Duplicates++
+		c.mu.Unlock()
+		ack.Flags = transport.FlagDuplicate
+		return ack
+	}
+	if env.Kind == transport.KindFailure {
+		return c.fail(ctx, env, string(env.Payload), env.Flags&transport.FlagPermanent != 0, done)
+	}
 	res := &Result{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: c.s.codec}
 	var data any
 	err := protect(func() (err error) { data, err = c.handler.HandleResult(ctx, res); return err })
 	if err != nil {
-		return c.handleFailure(ctx, env.TaskType, env.ItemID, env.Attempt, "result handler: "+err.Error())
+		return c.fail(ctx, env, "result handler: "+err.Error(), errors.Is(err, ErrPermanent), done)
 	}
-	ack := transport.Envelope{Kind: transport.KindAck, TaskType: env.TaskType, ItemID: env.ItemID, Attempt: env.Attempt}
 	if data != nil {
 		b, err := c.s.codec.Marshal(data)
 		if err != nil {
-			return c.handleFailure(ctx, env.TaskType, env.ItemID, env.Attempt, fmt.Sprintf("encode ack data with %s: %v", c.s.codec.Name(), err))
+			return c.fail(ctx, env, fmt.Sprintf("encode ack data with %s: %v", c.s.codec.Name(), err), true, done)
 		}
 		ack.Payload = b
 	}
+	_ = done.add(env.ItemID) // in range: checked on arrival
 	c.count(env.TaskType, false)
 	return ack
 }
 
-func (c *Collector) handleFailure(ctx context.Context, taskType string, id uint64, attempt uint32, msg string) transport.Envelope {
-	ie := &ItemError{TaskType: taskType, ItemID: id, Attempt: int(attempt), Message: msg}
+// fail handles a failed attempt: the item's last (no attempt left, or a
+// permanent error) goes to the failure handler, once; another is only
+// acknowledged, for the distributor to try again.
+func (c *Collector) fail(ctx context.Context, env transport.Envelope, msg string, permanent bool, done *doneSet) transport.Envelope {
+	ack := transport.Envelope{Kind: transport.KindAck, Flags: transport.FlagFailed, TaskType: env.TaskType, ItemID: env.ItemID, Attempt: env.Attempt, Payload: []byte(msg)}
+	if !permanent && env.Attempt < env.Count {
+		c.log.Debug("attempt failed; the distributor tries again", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt, "err", msg)
+		return ack
+	}
+	ack.Flags |= transport.FlagFinal
+	ie := &ItemError{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), Message: msg}
 	if c.s.onFailure != nil {
 		if err := protect(func() error { c.s.onFailure(ctx, ie); return nil }); err != nil {
 			c.log.Error("failure handler failed", "err", err)
 		}
 	} else {
-		c.log.Warn("item failed", "task_type", taskType, "item", id, "err", msg)
+		c.log.Warn("item failed", "task_type", env.TaskType, "item", env.ItemID, "attempts", env.Attempt, "err", msg)
 	}
-	c.count(taskType, true)
-	return transport.Envelope{Kind: transport.KindAck, Flags: transport.FlagFailed, TaskType: taskType, ItemID: id, Attempt: attempt, Payload: []byte(msg)}
+	_ = done.add(env.ItemID)
+	c.count(env.TaskType, true)
+	return ack
+}
+
+// resetSummary starts the counts of a new run.
+func (c *Collector) resetSummary() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.summary = Summary{ByType: map[string]TypeSummary{}}
 }
 
 func (c *Collector) count(taskType string, failed bool) {

@@ -1,10 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -87,10 +88,11 @@ func (d *Distributor) Stats() Stats { return d.meter.stats() }
 
 // Run binds the distributor endpoint and runs the pipeline: it returns nil
 // once every task type is complete, the collector's finished hook ran and
-// the workers confirmed the end (or DefaultEndGrace passed); ctx.Err() when
-// ctx ends; a wrapped error when a task fails (its Next, Init or HandleAck
-// returned an error or panicked). On any early return it tells every
-// connected peer that the run was aborted. A Distributor runs once.
+// the workers confirmed the end (or DefaultEndGrace passed); an error
+// wrapping ctx.Err() when ctx ends; a wrapped error when a task fails (its
+// Next, Init or HandleAck returned an error or panicked). On any early
+// return it tells every peer that the run was aborted and waits, briefly,
+// for each to confirm. A Distributor runs once.
 func (d *Distributor) Run(ctx context.Context) error {
 	if !d.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
@@ -104,30 +106,24 @@ func (d *Distributor) Run(ctx context.Context) error {
 	defer d.meter.release(l)
 	addr := l.Addr().String()
 	d.binding.set(addr)
-	tracker, err := dag.NewTracker(d.graph)
+	r, err := newDistRun(d, l)
 	if err != nil {
-		return fmt.Errorf("distributor: %w", err) // validated in NewDistributor; unreachable
-	}
-	r := &distRun{
-		d: d, l: l, tracker: tracker,
-		tasks: make(map[string]*taskState, len(d.specs)),
-		peers: make(map[transport.PeerID]*peerState),
-		items: make(map[uint64]*flight),
-		bye:   make(map[transport.PeerID]bool),
-	}
-	for _, spec := range d.specs {
-		r.tasks[spec.Type] = &taskState{spec: spec, log: d.s.logger.With("component", "task", "task_type", spec.Type)}
+		return fmt.Errorf("distributor: %w", err)
 	}
 	start := time.Now()
-	d.log.Info("distributor running", "endpoint", addr, "task_types", len(d.specs), "wait_metadata", d.s.waitMetadata)
-	if err := r.run(ctx); err != nil {
+	d.log.Info("distributor running", "endpoint", addr, "run", runName(r.runID), "task_types", len(d.specs),
+		"wait_metadata", d.s.waitMetadata, "heartbeat", d.s.heartbeat, "liveness_timeout", d.s.liveness)
+	err = r.run(ctx)
+	r.alarm.stop()
+	if err != nil {
 		r.abort(ctx, err)
+		done, produced := r.progress()
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return fmt.Errorf("distributor: stopped before the run completed (%d items done of %d produced): %w", done, produced, context.Cause(ctx))
 		}
 		return fmt.Errorf("distributor: %w", err)
 	}
-	d.log.Info("run complete", "items", r.nextID, "elapsed", time.Since(start))
+	d.log.Info("run complete", "items", r.nextID, "redelivered", d.meter.redelivered.Load(), "elapsed", time.Since(start))
 	return nil
 }
 
@@ -135,58 +131,86 @@ func (d *Distributor) Run(ctx context.Context) error {
 type distRun struct {
 	d       *Distributor
 	l       transport.Listener
+	runID   uint64
 	tracker *dag.Tracker
 	tasks   map[string]*taskState
+	order   []*taskState // in the order the tasks were registered
 	peers   map[transport.PeerID]*peerState
-	items   map[uint64]*flight // produced, not yet acknowledged
+	items   map[uint64]*flight // produced, not yet complete
 	nextID  uint64
+	done    int // items complete
+
+	delayed  retryHeap // failed attempts waiting out their backoff
+	backlog  map[*peerState]struct{}
+	departed map[transport.PeerID]uint64 // workers that said goodbye, and the tick they did
 
 	ready     int              // workers that announced capacity, for the quorum
-	collector transport.PeerID // "" until a collector said hello
+	quorumMet bool             // the quorum was met once: it never gates again
+	collector transport.PeerID // the welcomed collector, "" while there is none
 	mdReady   bool             // metadata arrived, or none is awaited
 	md        []byte           // encoded metadata for welcomes
 	waiting   []transport.PeerID
 
+	// Liveness counts heartbeat ticks of this loop, not wall time, so a
+	// distributor that was itself held up (a slow task, a stopped
+	// process) does not declare its peers gone for its own silence.
+	tick         uint64
+	timeoutTicks uint64
+	nextTick     time.Time
+	alarm        alarm
+
+	stopped       bool // the run is being aborted: nothing more goes out
 	ending        bool
 	bye           map[transport.PeerID]bool // peers told of the end that have not confirmed
 	collectorBye  bool
 	graceDeadline time.Time
 }
 
-type taskState struct {
-	spec      TaskSpec
-	log       *slog.Logger
-	exhausted bool // the task produced its last item
-	parked    bool // Next returned ErrNotReady; ask again after an ACK
-	complete  bool
-	inflight  int
-	produced  int
-	failed    int
-	slots     []transport.PeerID // one entry per credit, oldest first
-	retry     []*flight          // produced, to be handed out again
+func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
+	tracker, err := dag.NewTracker(d.graph)
+	if err != nil {
+		return nil, err // validated in NewDistributor; unreachable
+	}
+	r := &distRun{
+		d: d, l: l, runID: newRunID(), tracker: tracker,
+		tasks:        make(map[string]*taskState, len(d.specs)),
+		peers:        make(map[transport.PeerID]*peerState),
+		items:        make(map[uint64]*flight),
+		backlog:      make(map[*peerState]struct{}),
+		departed:     make(map[transport.PeerID]uint64),
+		bye:          make(map[transport.PeerID]bool),
+		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
+	}
+	for _, spec := range d.specs {
+		ts := &taskState{
+			spec:        spec,
+			maxAttempts: uint32(cmp.Or(spec.MaxAttempts, DefaultMaxAttempts)),
+			log:         d.s.logger.With("component", "task", "task_type", spec.Type),
+		}
+		r.tasks[spec.Type] = ts
+		r.order = append(r.order, ts)
+	}
+	return r, nil
 }
 
-type peerState struct {
-	role      transport.Role
-	taskType  string
-	welcomed  bool
-	announced bool   // the worker sent its first ready
-	window    uint32 // credits the worker announced in all
+// newRunID returns a random, non-zero run id.
+func newRunID() uint64 {
+	for {
+		if id := rand.Uint64(); id != 0 {
+			return id
+		}
+	}
 }
 
-// maxWindow bounds the credits one worker may announce: its goroutines
-// plus its prefetch (NewWorker refuses more).
-const maxWindow = 1 << 20
+// runName is how logs show a run id.
+func runName(id uint64) string { return fmt.Sprintf("%016x", id) }
 
-type flight struct {
-	id       uint64
-	taskType string
-	attempt  uint32
-	payload  []byte
-	peer     transport.PeerID
-}
+// progress returns how many items are complete and how many were produced.
+func (r *distRun) progress() (done, produced int) { return r.done, int(r.nextID) }
 
 func (r *distRun) run(ctx context.Context) error {
+	r.alarm.parent = ctx
+	r.nextTick = time.Now().Add(r.d.s.heartbeat)
 	if !r.d.s.waitMetadata {
 		if err := r.metadataArrived(ctx, nil); err != nil {
 			return err
@@ -196,18 +220,25 @@ func (r *distRun) run(ctx context.Context) error {
 		if r.ending && r.collectorBye && len(r.bye) == 0 {
 			return nil
 		}
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if r.ending && r.collectorBye {
-			rctx, cancel = context.WithDeadline(ctx, r.graceDeadline)
-		}
-		from, env, err := r.l.Recv(rctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && rctx.Err() != nil {
-				r.d.log.Warn("workers did not confirm the end in time; every item was acknowledged, so the run is complete", "workers", len(r.bye))
-				return nil
+		if len(r.backlog) > 0 {
+			if err := r.flush(ctx); err != nil {
+				return err
 			}
-			return err
+		}
+		rctx := r.alarm.until(r.nextWake())
+		from, env, err := r.l.Recv(rctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if rctx.Err() == nil {
+				return err
+			}
+			over, err := r.onTimers(ctx, time.Now())
+			if err != nil || over {
+				return err
+			}
+			continue
 		}
 		if err := r.handle(ctx, from, env); err != nil {
 			return err
@@ -215,404 +246,85 @@ func (r *distRun) run(ctx context.Context) error {
 	}
 }
 
-func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
-	switch env.Kind {
-	case transport.KindHello:
-		return r.onHello(ctx, from, env)
-	case transport.KindReady:
-		return r.onReady(ctx, from, env)
-	case transport.KindAck:
-		return r.onAck(ctx, env)
-	case transport.KindMetadata:
-		return r.onMetadata(ctx, from, env)
-	case transport.KindBye:
-		return r.onBye(ctx, from, env)
-	case transport.KindHeartbeat:
-		return nil
-	default:
-		r.d.meter.ignore(r.d.log, "unexpected message; dropped", "kind", env.Kind, "peer", from)
-		return nil
+// flushEvery is how soon the loop tries again to send what a peer's full
+// buffer held back, when nothing else wakes it.
+const flushEvery = 5 * time.Millisecond
+
+// nextWake is when the loop must look at its timers next.
+func (r *distRun) nextWake() time.Time {
+	t := r.nextTick
+	if due, ok := r.delayed.next(); ok && due.Before(t) {
+		t = due
 	}
+	if r.ending && r.collectorBye && r.graceDeadline.Before(t) {
+		t = r.graceDeadline
+	}
+	if len(r.backlog) > 0 {
+		if soon := time.Now().Add(flushEvery); soon.Before(t) {
+			t = soon
+		}
+	}
+	return t
 }
 
-func (r *distRun) send(ctx context.Context, to transport.PeerID, env transport.Envelope) error {
-	err := r.l.Send(ctx, to, env)
-	if errors.Is(err, transport.ErrUnknownPeer) {
-		r.d.log.Warn("peer gone", "peer", to, "kind", env.Kind)
-		r.dropPeer(to)
-		return nil
+// onTimers runs what is due at now: the heartbeat tick (heartbeats out,
+// silent peers declared gone), retries whose backoff passed, and the end
+// of the grace for workers to confirm the end. over reports that the run
+// is complete.
+func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err error) {
+	if !now.Before(r.nextTick) {
+		r.tick++
+		r.nextTick = now.Add(r.d.s.heartbeat)
+		if err := r.heartbeat(ctx); err != nil {
+			return false, err
+		}
 	}
-	return err
+	if err := r.releaseRetries(ctx, now); err != nil {
+		return false, err
+	}
+	if r.ending && r.collectorBye && !now.Before(r.graceDeadline) {
+		r.d.log.Warn("workers did not confirm the end in time; every item was acknowledged, so the run is complete", "workers", len(r.bye))
+		return true, nil
+	}
+	return false, nil
 }
 
-func (r *distRun) reject(ctx context.Context, to transport.PeerID, code transport.RejectCode, format string, args ...any) error {
-	reason := fmt.Sprintf(format, args...)
-	r.d.log.Warn("handshake rejected", "peer", to, "reason", reason)
-	return r.send(ctx, to, transport.Envelope{Kind: transport.KindReject, Count: uint32(code), Payload: []byte(reason)})
+// alarm gives the loop a context that ends when its timers are due, so
+// that Recv returns then; a message costs nothing more than before. One
+// context serves every Recv until it ends.
+type alarm struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+	timer  *time.Timer
+	at     time.Time
 }
 
-func (r *distRun) onHello(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
-	switch env.Role {
-	case transport.RoleWorker:
-		if _, ok := r.tasks[env.TaskType]; !ok {
-			return r.reject(ctx, from, transport.RejectUnknownTaskType, "unknown task type %q (registered: %v)", env.TaskType, r.d.graph.Nodes())
+// until returns a context that ends at t at the latest.
+func (a *alarm) until(t time.Time) context.Context {
+	if a.ctx != nil && a.ctx.Err() == nil {
+		if !t.Before(a.at) {
+			return a.ctx
 		}
-		if r.ending {
-			return r.send(ctx, from, transport.Envelope{Kind: transport.KindEnd})
+		if a.timer.Stop() {
+			a.at = t
+			a.timer.Reset(time.Until(t))
+			return a.ctx
 		}
-		r.peers[from] = &peerState{role: transport.RoleWorker, taskType: env.TaskType}
-		r.d.log.Info("worker joined", "peer", from, "task_type", env.TaskType, "concurrency", env.Count)
-	case transport.RoleCollector:
-		if r.collector != "" && r.collector != from {
-			return r.reject(ctx, from, transport.RejectDuplicate, "a collector is already connected")
-		}
-		r.collector = from
-		r.peers[from] = &peerState{role: transport.RoleCollector}
-		r.d.log.Info("collector joined", "peer", from)
-	default:
-		return r.reject(ctx, from, transport.RejectUnexpected, "hello from unexpected role %v", env.Role)
+		// The timer fired: its context is ending; make a new one.
 	}
-	if !r.mdReady {
-		r.waiting = append(r.waiting, from)
-		return nil
+	if a.cancel != nil {
+		a.cancel()
 	}
-	return r.welcome(ctx, from)
+	a.ctx, a.cancel = context.WithCancel(a.parent)
+	a.at = t
+	a.timer = time.AfterFunc(time.Until(t), a.cancel)
+	return a.ctx
 }
 
-func (r *distRun) welcome(ctx context.Context, to transport.PeerID) error {
-	p := r.peers[to]
-	if p == nil {
-		return nil // left while waiting
-	}
-	if err := r.send(ctx, to, transport.Envelope{Kind: transport.KindWelcome, Payload: r.md}); err != nil {
-		return err
-	}
-	p.welcomed = true
-	if p.role == transport.RoleCollector && r.tracker.AllComplete() {
-		return r.startEnd(ctx)
-	}
-	return nil
-}
-
-func (r *distRun) onMetadata(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
-	if !r.d.s.waitMetadata {
-		return r.reject(ctx, from, transport.RejectUnexpected, "this distributor does not wait for metadata (see WithMetadata)")
-	}
-	if r.mdReady {
-		return r.reject(ctx, from, transport.RejectDuplicate, "metadata was already delivered")
-	}
-	if _, err := decodeMetadata(r.d.s.codec, env.Payload); err != nil {
-		return r.reject(ctx, from, transport.RejectUnexpected, "malformed metadata: %v", err)
-	}
-	if err := r.send(ctx, from, transport.Envelope{Kind: transport.KindMetadata}); err != nil {
-		return err
-	}
-	r.d.log.Info("metadata received", "bytes", len(env.Payload))
-	return r.metadataArrived(ctx, env.Payload)
-}
-
-// metadataArrived initialises the tasks, welcomes the peers that waited and
-// starts handing out work.
-func (r *distRun) metadataArrived(ctx context.Context, payload []byte) error {
-	r.mdReady, r.md = true, payload
-	order, err := r.d.graph.TopoOrder()
-	if err != nil {
-		return err
-	}
-	for _, t := range order {
-		ts := r.tasks[t]
-		init, ok := ts.spec.Task.(TaskInitializer)
-		if !ok {
-			continue
-		}
-		md, err := decodeMetadata(r.d.s.codec, payload) // a map of its own per task
-		if err != nil {
-			return err
-		}
-		if err := protect(func() error { return init.Init(ctx, md) }); err != nil {
-			return fmt.Errorf("task %q: init: %w", t, err)
-		}
-	}
-	waiting := r.waiting
-	r.waiting = nil
-	for _, p := range waiting {
-		if err := r.welcome(ctx, p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *distRun) onReady(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
-	p := r.peers[from]
-	if p == nil || p.role != transport.RoleWorker || !p.welcomed {
-		r.d.meter.ignore(r.d.log, "credit from a peer that is not a welcomed worker; dropped", "peer", from)
-		return nil
-	}
-	// A later ready widens the worker's window; the whole window stays
-	// bounded, so a peer cannot make the distributor hold unbounded credit.
-	n := min(env.Count, maxWindow-p.window)
-	p.window += n
-	first := !p.announced
-	p.announced = true
-	if r.ending {
-		return nil
-	}
-	ts := r.tasks[p.taskType]
-	for range n {
-		ts.slots = append(ts.slots, from)
-	}
-	if !first {
-		return r.dispatch(ctx, ts)
-	}
-	r.ready++
-	if r.ready == r.d.s.quorum { // the quorum is complete: every type may start
-		for _, t := range r.d.graph.Nodes() {
-			if err := r.dispatch(ctx, r.tasks[t]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return r.dispatch(ctx, ts)
-}
-
-// canHandOut reports whether ts may hand out an item now.
-func (r *distRun) canHandOut(ts *taskState) bool {
-	if !r.mdReady || r.ready < r.d.s.quorum || ts.complete || !r.tracker.Ready(ts.spec.Type) {
-		return false
-	}
-	return len(ts.retry) > 0 || !ts.exhausted && !ts.parked
-}
-
-// dispatch hands out items of ts while a worker has credit and the task can
-// produce.
-func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
-	for len(ts.slots) > 0 && r.canHandOut(ts) {
-		to := ts.slots[0]
-		if _, ok := r.peers[to]; !ok {
-			ts.slots = ts.slots[1:]
-			continue
-		}
-		var f *flight
-		if n := len(ts.retry); n > 0 {
-			f, ts.retry = ts.retry[0], ts.retry[1:]
-		} else {
-			var err error
-			if f, err = r.produce(ctx, ts); err != nil || f == nil {
-				return err
-			}
-		}
-		ts.slots = ts.slots[1:]
-		f.peer = to
-		err := r.l.Send(ctx, to, transport.Envelope{Kind: transport.KindWork, TaskType: f.taskType, ItemID: f.id, Attempt: f.attempt, Payload: f.payload})
-		if errors.Is(err, transport.ErrUnknownPeer) {
-			r.dropPeer(to)
-			ts.retry = append(ts.retry, f)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("send item %d to %s: %w", f.id, to, err)
-		}
-	}
-	return nil
-}
-
-// produce asks the task for its next item. It returns nil without an error
-// when the task has no item to give now.
-func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
-	var item Item
-	err := protect(func() (err error) { item, err = ts.spec.Task.Next(ctx); return err })
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrNoMoreItems):
-		ts.exhausted = true
-		return nil, r.checkComplete(ctx, ts)
-	case errors.Is(err, ErrNotReady):
-		if ts.inflight == 0 {
-			return nil, fmt.Errorf("task %q returned ErrNotReady with none of its items in flight, so no ACK can come to wake it", ts.spec.Type)
-		}
-		ts.parked = true
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("task %q: next item: %w", ts.spec.Type, err)
-	}
-	payload, err := r.d.s.codec.Marshal(item.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("task %q: encode item payload with %s: %w", ts.spec.Type, r.d.s.codec.Name(), err)
-	}
-	r.nextID++
-	f := &flight{id: r.nextID, taskType: ts.spec.Type, attempt: 1, payload: payload}
-	r.items[f.id] = f
-	ts.inflight++
-	ts.produced++
-	if item.Last {
-		ts.exhausted = true
-	}
-	return f, nil
-}
-
-func (r *distRun) onAck(ctx context.Context, env transport.Envelope) error {
-	f := r.items[env.ItemID]
-	if f == nil || f.taskType != env.TaskType {
-		r.d.meter.ignore(r.d.log, "ACK for an item not in flight; dropped", "task_type", env.TaskType, "item", env.ItemID)
-		return nil
-	}
-	delete(r.items, env.ItemID)
-	ts := r.tasks[f.taskType]
-	ts.inflight--
-	failed := env.Flags&transport.FlagFailed != 0
-	if failed {
-		ts.failed++
-	}
-	taskHandler, _ := ts.spec.Task.(AckHandler)
-	if taskHandler != nil || r.d.s.onAck != nil {
-		ack := &Ack{TaskType: f.taskType, ItemID: f.id, Attempt: int(env.Attempt), Failed: failed, codec: r.d.s.codec}
-		if failed {
-			ack.Error = string(env.Payload)
-		} else {
-			ack.data = env.Payload
-		}
-		if taskHandler != nil {
-			if err := protect(func() error { return taskHandler.HandleAck(ctx, ack) }); err != nil {
-				return fmt.Errorf("task %q: ack handler: %w", f.taskType, err)
-			}
-		}
-		if h := r.d.s.onAck; h != nil {
-			if err := protect(func() error { return h.HandleAck(ctx, ack) }); err != nil {
-				return fmt.Errorf("ack handler (WithAckHandler), at task %q item %d: %w", f.taskType, f.id, err)
-			}
-		}
-	}
-	// The worker's capacity comes back with the ACK: its window bounds the
-	// items it holds plus its results not yet acknowledged.
-	if p := r.peers[f.peer]; p != nil && p.role == transport.RoleWorker && !r.ending {
-		ts.slots = append(ts.slots, f.peer)
-	}
-	ts.parked = false
-	if err := r.checkComplete(ctx, ts); err != nil {
-		return err
-	}
-	return r.dispatch(ctx, ts)
-}
-
-// checkComplete marks ts complete once its last item was produced and every
-// item acknowledged, then releases its dependents.
-func (r *distRun) checkComplete(ctx context.Context, ts *taskState) error {
-	if ts.complete || !ts.exhausted || ts.inflight > 0 {
-		return nil
-	}
-	ts.complete = true
-	released, err := r.tracker.Complete(ts.spec.Type)
-	if err != nil {
-		return err
-	}
-	ts.log.Info("task type complete", "items", ts.produced, "failed", ts.failed)
-	for _, t := range released {
-		if err := r.dispatch(ctx, r.tasks[t]); err != nil {
-			return err
-		}
-	}
-	if r.tracker.AllComplete() {
-		return r.startEnd(ctx)
-	}
-	return nil
-}
-
-// startEnd tells the collector and every worker that the run is over, once
-// the collector is there to hear it.
-func (r *distRun) startEnd(ctx context.Context) error {
-	if r.ending {
-		return nil
-	}
-	if c := r.peers[r.collector]; c == nil || !c.welcomed {
-		r.d.log.Info("all task types complete; waiting for the collector to join")
-		return nil
-	}
-	r.ending = true
-	r.graceDeadline = time.Now().Add(r.d.s.endGrace)
-	for id := range r.peers {
-		r.bye[id] = true
-	}
-	for id := range r.peers {
-		if err := r.send(ctx, id, transport.Envelope{Kind: transport.KindEnd}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *distRun) onBye(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
-	p := r.peers[from]
-	var unfinished []uint64
-	if len(env.Payload) > 0 {
-		if err := r.d.s.codec.Unmarshal(env.Payload, &unfinished); err != nil {
-			r.d.meter.ignore(r.d.log, "malformed list of unfinished items in a goodbye", "peer", from, "err", err)
-		}
-	}
-	switch {
-	case p == nil:
-		// A second goodbye, with items that crossed the first one.
-	case r.ending:
-		if from == r.collector {
-			r.collectorBye = true
-		}
-		delete(r.bye, from)
-	case p.role == transport.RoleCollector:
-		r.d.log.Warn("the collector left before the end of the run")
-	default:
-		r.d.log.Info("worker left", "peer", from, "task_type", p.taskType, "items_handed_back", len(unfinished))
-	}
-	r.dropPeer(from)
-	var retried []*taskState
-	for _, id := range unfinished {
-		if f := r.items[id]; f != nil && f.peer == from {
-			f.attempt++
-			f.peer = ""
-			ts := r.tasks[f.taskType]
-			ts.retry = append(ts.retry, f)
-			retried = append(retried, ts)
-		}
-	}
-	// Confirm, so the peer knows the goodbye arrived before it closes.
-	if err := r.send(ctx, from, transport.Envelope{Kind: transport.KindBye}); err != nil {
-		return err
-	}
-	for _, ts := range retried {
-		if err := r.dispatch(ctx, ts); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// dropPeer forgets a peer. Its credit slots are skipped when reached.
-func (r *distRun) dropPeer(id transport.PeerID) {
-	delete(r.peers, id)
-	delete(r.bye, id)
-	if id == r.collector {
-		r.collector = ""
-		if r.ending {
-			r.collectorBye = true
-		}
-	}
-}
-
-// abort tells every peer the run ended early, with why. It has its own
-// short deadline: ctx may be over.
-func (r *distRun) abort(ctx context.Context, cause error) {
-	reason := cause.Error()
-	if ctx.Err() != nil {
-		reason = "the distributor was cancelled"
-		r.d.log.Info("run cancelled")
-	} else {
-		r.d.log.Error("run aborted", "err", cause)
-	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), byeTimeout)
-	defer cancel()
-	for id := range r.peers {
-		if err := r.l.Send(actx, id, transport.Envelope{Kind: transport.KindEnd, Payload: []byte(reason)}); err != nil {
-			r.d.log.Warn("could not tell a peer of the abort", "peer", id, "err", err)
-		}
+func (a *alarm) stop() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.cancel()
 	}
 }

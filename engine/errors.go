@@ -23,6 +23,17 @@ var (
 	ErrAborted = errors.New("engine: run aborted")
 	// ErrAlreadyRunning: Run was called on a component that already ran.
 	ErrAlreadyRunning = errors.New("engine: Run called twice")
+	// ErrDistributorLost: a worker or collector heard nothing from its
+	// distributor for the liveness timeout (and found no other within
+	// WithRejoin's bound).
+	ErrDistributorLost = errors.New("engine: distributor lost")
+	// ErrReplaced: a collector that was taken for gone came back to find
+	// another collector in its place.
+	ErrReplaced = errors.New("engine: replaced by another collector")
+	// ErrPermanent, wrapped in a handler's error, says that another
+	// attempt would fail the same way: the item fails at once, whatever
+	// attempts it has left.
+	ErrPermanent = errors.New("engine: permanent failure")
 
 	// ErrNoMoreItems is returned by Task.Next when the task has no item left.
 	// Returning the last item with Item.Last set says the same one call

@@ -134,5 +134,5 @@ func ExampleDistributor_Bound() {
 	fmt.Println(<-done)
 	// Output:
 	// listening on inproc://example-bound/distributor
-	// context canceled
+	// distributor: stopped before the run completed (0 items done of 0 produced): context canceled
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -78,9 +79,31 @@ func (m *MetadataSource) run(ctx context.Context) error {
 	}
 	m.meter.track(conn)
 	defer m.meter.release(conn)
-	if err := conn.Send(ctx, transport.Envelope{Kind: transport.KindMetadata, Role: transport.RoleMetadata, Payload: payload}); err != nil {
-		return fmt.Errorf("send: %w", err)
+	// The metadata goes again every helloRetry while no answer comes: a
+	// distributor that restarted meanwhile never heard it.
+	msg := transport.Envelope{Kind: transport.KindMetadata, Role: transport.RoleMetadata, Payload: payload}
+	resent := false
+	for {
+		if err := conn.Send(ctx, msg); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, helloRetry)
+		err := m.awaitConfirmation(wctx, conn, resent)
+		cancel()
+		if err == nil {
+			m.log.Info("metadata delivered", "keys", len(md))
+			return nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		resent = true
 	}
+}
+
+// awaitConfirmation waits for the distributor's answer to the metadata.
+// After a resend, "already delivered" means an earlier copy arrived.
+func (m *MetadataSource) awaitConfirmation(ctx context.Context, conn transport.Conn, resent bool) error {
 	for {
 		env, err := conn.Recv(ctx)
 		if err != nil {
@@ -88,9 +111,11 @@ func (m *MetadataSource) run(ctx context.Context) error {
 		}
 		switch env.Kind {
 		case transport.KindMetadata:
-			m.log.Info("metadata delivered", "keys", len(md))
 			return nil
 		case transport.KindReject:
+			if resent && transport.RejectCode(env.Count) == transport.RejectDuplicate {
+				return nil
+			}
 			return rejectError(env)
 		case transport.KindEnd:
 			if err := endError(env); err != nil {

@@ -28,6 +28,13 @@ type CollectorOption interface {
 	applyCollector(*collectorSettings) error
 }
 
+// PeerOption configures a Worker or a Collector: it is both a
+// WorkerOption and a CollectorOption.
+type PeerOption interface {
+	WorkerOption
+	CollectorOption
+}
+
 // MetadataOption configures a MetadataSource.
 type MetadataOption interface {
 	applyMetadata(*commonSettings) error
@@ -68,6 +75,19 @@ type workerOption struct {
 
 func (o workerOption) applyWorker(s *workerSettings) error { return optionError(o.name, o.set(s)) }
 
+type peerOption struct {
+	name string
+	set  func(*peerSettings) error
+}
+
+func (o peerOption) applyWorker(s *workerSettings) error {
+	return optionError(o.name, o.set(&s.peerSettings))
+}
+
+func (o peerOption) applyCollector(s *collectorSettings) error {
+	return optionError(o.name, o.set(&s.peerSettings))
+}
+
 type collectorOption struct {
 	name string
 	set  func(*collectorSettings) error
@@ -101,10 +121,21 @@ type distributorSettings struct {
 	endGrace     time.Duration
 	quorum       int
 	onAck        AckHandler
+	heartbeat    time.Duration
+	liveness     time.Duration
+	retryMin     time.Duration
+	retryMax     time.Duration
+}
+
+// peerSettings are the knobs of the components that join a distributor's
+// run and stay: workers and collectors.
+type peerSettings struct {
+	rejoin time.Duration // how long to wait for a lost distributor to come back
 }
 
 type workerSettings struct {
 	commonSettings
+	peerSettings
 	concurrency   int
 	prefetch      int
 	prepare       func(ctx context.Context, job *Job) (any, error)
@@ -114,13 +145,18 @@ type workerSettings struct {
 
 type collectorSettings struct {
 	commonSettings
+	peerSettings
 	onFailure     func(ctx context.Context, failure *ItemError)
 	onFinished    func(ctx context.Context, summary Summary)
 	collectorInit func(ctx context.Context, md Metadata) error
 }
 
 func newDistributorSettings(opts []DistributorOption) (*distributorSettings, error) {
-	s := &distributorSettings{commonSettings: defaultCommon(), endGrace: DefaultEndGrace}
+	s := &distributorSettings{
+		commonSettings: defaultCommon(), endGrace: DefaultEndGrace,
+		heartbeat: DefaultHeartbeat, liveness: DefaultLivenessTimeout,
+		retryMin: DefaultRetryBackoff, retryMax: DefaultMaxRetryBackoff,
+	}
 	for i, o := range opts {
 		if o == nil {
 			return nil, invalid("option %d is nil", i)
@@ -207,6 +243,26 @@ const (
 // DefaultEndGrace is how long a distributor waits, at the end of a run, for
 // workers to confirm they saw the end before it returns anyway.
 const DefaultEndGrace = 5 * time.Second
+
+// Defaults for WithHeartbeat: every connection to the distributor carries
+// a heartbeat each way every second, and a side that hears nothing from
+// the other for five seconds takes it for gone.
+const (
+	DefaultHeartbeat       = time.Second
+	DefaultLivenessTimeout = 5 * time.Second
+)
+
+// Defaults for WithRetryBackoff: a failed attempt waits 100 ms before it
+// goes out again, doubling with each attempt up to 30 s, with jitter.
+const (
+	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxRetryBackoff = 30 * time.Second
+)
+
+// DefaultMaxAttempts is the attempt limit of a task type whose TaskSpec
+// does not set one: an item whose handler fails is tried three times in
+// all, unless the error is permanent (ErrPermanent).
+const DefaultMaxAttempts = 3
 
 // WithLogger sets the component's logger; each component adds a
 // "component" attribute (and "task_type" where there is one). The default
@@ -297,6 +353,57 @@ func WithAckHandler(h AckHandler) DistributorOption {
 			return errors.New("nil handler")
 		}
 		s.onAck = h
+		return nil
+	}}
+}
+
+// WithHeartbeat sets how often the distributor and each of its peers send
+// each other a heartbeat, and after how long without a word from the other
+// side each takes it for gone (DefaultHeartbeat, DefaultLivenessTimeout).
+// A worker taken for gone has its items handed to other workers; a
+// collector, the items in flight; a peer that loses the distributor stops
+// (or waits for another, with WithRejoin). The distributor tells its peers
+// both numbers when they join. timeout must be at least twice interval.
+func WithHeartbeat(interval, timeout time.Duration) DistributorOption {
+	return distributorOption{name: "WithHeartbeat", set: func(s *distributorSettings) error {
+		if interval < time.Millisecond || interval > time.Hour {
+			return fmt.Errorf("interval %v is not within 1ms..1h", interval)
+		}
+		if timeout < 2*interval || timeout > 24*time.Hour {
+			return fmt.Errorf("timeout %v is not within twice the interval (%v)..24h", timeout, 2*interval)
+		}
+		s.heartbeat, s.liveness = interval, timeout
+		return nil
+	}}
+}
+
+// WithRetryBackoff sets how long an item whose attempt failed waits
+// before it goes out again: min after the first attempt, doubling with
+// each further one up to max, less a random part of up to a half, so that
+// many failures at once do not come back at once (DefaultRetryBackoff,
+// DefaultMaxRetryBackoff). The attempt limit is per task type
+// (TaskSpec.MaxAttempts).
+func WithRetryBackoff(min, max time.Duration) DistributorOption {
+	return distributorOption{name: "WithRetryBackoff", set: func(s *distributorSettings) error {
+		if min <= 0 || max < min {
+			return fmt.Errorf("backoff %v..%v: want 0 < min <= max", min, max)
+		}
+		s.retryMin, s.retryMax = min, max
+		return nil
+	}}
+}
+
+// WithRejoin makes a worker or collector that lost its distributor (it
+// heard nothing from it for the liveness timeout) wait up to within for a
+// distributor to welcome it again, and take part in that distributor's
+// run, a new run: what it held for the old one is dropped. Without it (or
+// with 0), Run returns an error wrapping ErrDistributorLost at once.
+func WithRejoin(within time.Duration) PeerOption {
+	return peerOption{name: "WithRejoin", set: func(s *peerSettings) error {
+		if within < 0 {
+			return fmt.Errorf("rejoin bound %v is negative", within)
+		}
+		s.rejoin = within
 		return nil
 	}}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
@@ -14,35 +15,161 @@ import (
 // end, so there is nothing left for this peer to do.
 var errRunOver = errors.New("engine: the run is already over")
 
+// errGone: the distributor does not know this peer any more (it took it for
+// gone); the peer drops what it holds for the run and joins again.
+var errGone = errors.New("engine: the distributor took this peer for gone")
+
 // byeTimeout bounds the farewell a peer sends after its context ended, so a
 // vanished distributor cannot hold up shutdown.
 const byeTimeout = time.Second
 
-// handshake greets the distributor on conn: hello, then welcome (with
-// the metadata), reject or end.
-func handshake(ctx context.Context, conn transport.Conn, hello transport.Envelope, codec transport.Codec, log *slog.Logger, m *meter) (Metadata, error) {
-	if err := conn.Send(ctx, hello); err != nil {
-		return nil, fmt.Errorf("send hello: %w", err)
-	}
+// helloRetry is how often a peer says hello again while no welcome comes:
+// the distributor may have restarted in between and never heard it.
+const helloRetry = time.Second
+
+// session is a peer's membership in a distributor's run: the handshake,
+// heartbeats both ways, the distributor's liveness and the goodbye. One
+// goroutine reads (recv); keepAlive runs in another.
+type session struct {
+	conn  transport.Conn
+	hello transport.Envelope
+	codec transport.Codec
+	log   *slog.Logger
+	meter *meter
+
+	// From the welcome.
+	run      uint64
+	interval time.Duration
+	timeout  time.Duration
+	deadline time.Duration // a worker's execution deadline; 0 for none
+
+	// Liveness counts keepAlive's ticks. The distributor is silent if,
+	// while the reader waits in Recv, nothing came for the timeout: time
+	// the reader spent elsewhere (a slow prepare hook) is not silence.
+	tick    atomic.Uint64
+	heard   atomic.Uint64 // the tick of the last message
+	waiting atomic.Uint64 // the tick the reader began to wait; 0 while it does not
+}
+
+// join says hello, again every helloRetry, until the distributor welcomes,
+// refuses or ends; it returns the run's metadata.
+func (s *session) join(ctx context.Context) (Metadata, error) {
+	s.run = 0
 	for {
-		env, err := conn.Recv(ctx)
+		if err := s.conn.Send(ctx, s.hello); err != nil {
+			return nil, fmt.Errorf("send hello: %w", err)
+		}
+		actx, cancel := context.WithTimeout(ctx, helloRetry)
+		md, err := s.awaitWelcome(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return md, err
+		}
+	}
+}
+
+func (s *session) awaitWelcome(ctx context.Context) (Metadata, error) {
+	for {
+		env, err := s.conn.Recv(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("wait for the distributor's welcome: %w", err)
 		}
 		switch env.Kind {
 		case transport.KindWelcome:
-			return decodeMetadata(codec, env.Payload)
+			md, err := decodeMetadata(s.codec, env.Payload)
+			if err != nil {
+				return nil, err
+			}
+			s.run = env.Run
+			s.interval = max(time.Duration(env.Count)*time.Millisecond, time.Millisecond)
+			s.timeout = max(time.Duration(env.Attempt)*time.Millisecond, 2*s.interval)
+			s.deadline = time.Duration(env.ItemID) * time.Millisecond
+			s.heard.Store(s.tick.Load())
+			return md, nil
 		case transport.KindReject:
+			if transport.RejectCode(env.Count) == transport.RejectGone {
+				continue // an answer to a message of an earlier membership
+			}
 			return nil, rejectError(env)
 		case transport.KindEnd:
 			if err := endError(env); err != nil {
 				return nil, err
 			}
 			return nil, errRunOver
+		case transport.KindHeartbeat, transport.KindWork, transport.KindBye:
+			// Left from an earlier membership.
 		default:
-			m.ignore(log, "unexpected message before the welcome; dropped", "kind", env.Kind)
+			s.meter.ignore(s.log, "unexpected message before the welcome; dropped", "kind", env.Kind)
 		}
 	}
+}
+
+// send sends env, stamped with the run.
+func (s *session) send(ctx context.Context, env transport.Envelope) error {
+	env.Run = s.run
+	return s.conn.Send(ctx, env)
+}
+
+// recv returns the distributor's next message of this run. Heartbeats and
+// messages of another run are taken in here.
+func (s *session) recv(ctx context.Context) (transport.Envelope, error) {
+	for {
+		s.waiting.Store(max(s.tick.Load(), 1))
+		env, err := s.conn.Recv(ctx)
+		s.waiting.Store(0)
+		if err != nil {
+			return env, err
+		}
+		s.heard.Store(s.tick.Load())
+		switch {
+		case env.Kind == transport.KindHeartbeat:
+			continue
+		case env.Run != s.run && env.Kind != transport.KindReject:
+			s.meter.ignore(s.log, "message of another run; dropped", "kind", env.Kind, "run", runName(env.Run))
+			continue
+		}
+		return env, nil
+	}
+}
+
+// keepAlive sends a heartbeat every interval until ctx ends, and calls lost
+// once the distributor was silent for the timeout while the reader waited.
+// A heartbeat the transport cannot take at once is skipped: the other side
+// is not reading, and a queue of heartbeats tells it nothing.
+func (s *session) keepAlive(ctx context.Context, lost func(error)) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	limit := uint64((s.timeout + s.interval - 1) / s.interval)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		tick := s.tick.Add(1)
+		_ = s.send(doneCtx, transport.Envelope{Kind: transport.KindHeartbeat, Role: s.hello.Role})
+		if since := s.waiting.Load(); since != 0 && tick-max(since, s.heard.Load()) > limit {
+			s.meter.peersLost.Add(1)
+			lost(fmt.Errorf("%w: nothing from it for %v", ErrDistributorLost, s.timeout))
+			return
+		}
+	}
+}
+
+// rejoin waits, up to within, for a distributor to welcome this peer again
+// after the last one was lost.
+func (s *session) rejoin(ctx context.Context, within time.Duration, cause error) (Metadata, error) {
+	if within <= 0 {
+		return nil, cause
+	}
+	s.log.Warn("distributor lost; waiting for one to come back", "within", within, "err", cause)
+	jctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	md, err := s.join(jctx)
+	if err != nil && ctx.Err() == nil && jctx.Err() != nil {
+		return nil, fmt.Errorf("%w, and none came back within %v", cause, within)
+	}
+	return md, err
 }
 
 func decodeMetadata(codec transport.Codec, b []byte) (Metadata, error) {
@@ -58,8 +185,11 @@ func decodeMetadata(codec transport.Codec, b []byte) (Metadata, error) {
 
 func rejectError(env transport.Envelope) error {
 	reason := string(env.Payload)
-	if transport.RejectCode(env.Count) == transport.RejectUnknownTaskType {
+	switch transport.RejectCode(env.Count) {
+	case transport.RejectUnknownTaskType:
 		return fmt.Errorf("%w: %s", ErrUnknownTaskType, reason)
+	case transport.RejectGone:
+		return errGone
 	}
 	return fmt.Errorf("%w: %s", ErrRejected, reason)
 }
@@ -73,43 +203,48 @@ func endError(env transport.Envelope) error {
 	return fmt.Errorf("%w: %s", ErrAborted, env.Payload)
 }
 
-// sendBye tells the distributor this peer is leaving, listing the items it
-// received but did not finish so they can go to another worker, and waits
-// for the distributor to confirm, so the goodbye is known to have arrived
-// before the connection closes. Items that arrive while it waits were sent
-// before the distributor saw the goodbye; they are handed back in a second
-// goodbye. It uses its own short deadline: ctx may already be over, and the
-// distributor may be gone.
-func sendBye(ctx context.Context, conn transport.Conn, role transport.Role, unfinished []uint64, codec transport.Codec, log *slog.Logger) {
+// bye tells the distributor this peer is leaving, listing the items it
+// received but did not finish so they can go to another worker. Unless
+// the run was aborted, it waits for the distributor to confirm, so the
+// goodbye is known to have arrived before the connection closes; items
+// that arrive while it waits were sent before the distributor saw the
+// goodbye, and are handed back in a second one. It uses its own short
+// deadline: ctx may already be over, and the distributor may be gone.
+func (s *session) bye(ctx context.Context, unfinished []uint64, wait bool) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), byeTimeout)
 	defer cancel()
 	for range 2 {
-		env := transport.Envelope{Kind: transport.KindBye, Role: role}
+		env := transport.Envelope{Kind: transport.KindBye, Role: s.hello.Role}
 		if len(unfinished) > 0 {
-			b, err := codec.Marshal(unfinished)
+			b, err := s.codec.Marshal(unfinished)
 			if err != nil {
-				log.Error("encode unfinished items for goodbye", "err", err)
+				s.log.Error("encode unfinished items for goodbye", "err", err)
 			} else {
 				env.Payload = b
 			}
 		}
-		if err := conn.Send(bctx, env); err != nil {
-			log.Warn("could not say goodbye to the distributor", "err", err)
+		if err := s.send(bctx, env); err != nil {
+			s.log.Warn("could not say goodbye to the distributor", "err", err)
+			return
+		}
+		if !wait {
 			return
 		}
 		unfinished = unfinished[:0]
-	wait:
+	confirm:
 		for {
-			env, err := conn.Recv(bctx)
+			env, err := s.conn.Recv(bctx)
 			if err != nil {
-				log.Warn("the distributor did not confirm the goodbye", "err", err)
+				s.log.Warn("the distributor did not confirm the goodbye", "err", err)
 				return
 			}
 			switch env.Kind {
 			case transport.KindBye:
-				break wait
+				break confirm
 			case transport.KindWork:
-				unfinished = append(unfinished, env.ItemID)
+				if env.Run == s.run {
+					unfinished = append(unfinished, env.ItemID)
+				}
 			case transport.KindEnd:
 				if len(env.Payload) > 0 {
 					return // aborted: the distributor is going away

@@ -24,6 +24,19 @@ type Stats struct {
 	// dropped: an ACK for an item not in flight, credit from a peer that is
 	// not a welcomed worker, a kind the component never receives.
 	Ignored uint64
+	// PeersLost counts the peers a distributor took for gone without a
+	// goodbye: silent for the liveness timeout, or their connection
+	// closed; for a worker or collector, the distributors it lost.
+	PeersLost uint64
+	// Redelivered counts the items a distributor handed out again because
+	// their worker (or the collector) was lost.
+	Redelivered uint64
+	// Retried counts the failed attempts a distributor sent out again
+	// after their backoff.
+	Retried uint64
+	// Duplicates counts the results a collector acknowledged without
+	// handling them, because it had handled a result of the item already.
+	Duplicates uint64
 }
 
 // meter keeps a component's Stats: the transports it has open, the final
@@ -33,6 +46,8 @@ type meter struct {
 	open    []any           // Listeners and Conns in use
 	closed  transport.Stats // drops counted by those closed
 	ignored atomic.Uint64
+
+	peersLost, redelivered, retried, duplicates atomic.Uint64
 }
 
 // track adds a Listener or Conn whose counters belong to the component.
@@ -61,7 +76,10 @@ func (m *meter) release(x interface{ Close() error }) {
 func (m *meter) stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Stats{Transport: m.closed.Clone(), Ignored: m.ignored.Load()}
+	s := Stats{
+		Transport: m.closed.Clone(), Ignored: m.ignored.Load(),
+		PeersLost: m.peersLost.Load(), Redelivered: m.redelivered.Load(), Retried: m.retried.Load(), Duplicates: m.duplicates.Load(),
+	}
 	for _, x := range m.open {
 		s.Transport.Add(transport.StatsOf(x))
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
@@ -66,6 +67,18 @@ type TaskSpec struct {
 	// DependsOn lists the types that must be complete (last item produced
 	// and every item acknowledged) before this type's first item goes out.
 	DependsOn []string
+	// MaxAttempts is how many times an item of this type may be tried
+	// when its handler fails (DefaultMaxAttempts if 0): a failure with
+	// attempts left sends the item out again after a backoff
+	// (WithRetryBackoff); the last failure, or one the handler marks
+	// permanent (ErrPermanent), goes to the collector's failure handler.
+	// An item handed out again because its worker was lost counts an
+	// attempt too, so the limit also bounds how often an item that kills
+	// its worker is tried.
+	MaxAttempts int
+	// Timeout, if set, bounds one attempt: the handler's context ends
+	// after it, and an attempt that runs past it fails.
+	Timeout time.Duration
 }
 
 // Ack is the acknowledgement of one item, as a task's AckHandler sees it.

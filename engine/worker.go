@@ -37,6 +37,8 @@ type Job struct {
 	Value   any
 	payload []byte
 	codec   transport.Codec
+	run     uint64 // the run the item belongs to
+	limit   uint32 // its task type's attempt limit
 }
 
 // Decode decodes the item's payload into v.
@@ -133,33 +135,47 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.meter.track(dist)
 	defer w.meter.release(dist)
-	hello := transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: w.taskType, Count: uint32(w.s.concurrency)}
-	md, err := handshake(ctx, dist, hello, w.s.codec, w.log, &w.meter)
-	if errors.Is(err, errRunOver) {
-		w.log.Info("the run was already over when this worker joined")
-		return nil
+	sess := &session{
+		conn:  dist,
+		hello: transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: w.taskType, Count: uint32(w.s.concurrency)},
+		codec: w.s.codec, log: w.log, meter: &w.meter,
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	md, err := sess.join(ctx)
+	for {
+		switch {
+		case errors.Is(err, errRunOver):
+			w.log.Info("the run was already over when this worker joined")
+			return nil
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("worker %q: %w", w.taskType, err)
 		}
-		return fmt.Errorf("worker %q: %w", w.taskType, err)
-	}
-	w.joined.fire()
-
-	r := &workerRun{w: w, dist: dist, coll: coll, md: md, held: make(map[uint64]struct{})}
-	if err := r.run(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		w.joined.fire()
+		r := &workerRun{w: w, sess: sess, coll: coll, md: md, held: make(map[uint64]struct{})}
+		err = r.run(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errGone):
+			// Its items already went to other workers: it dropped them.
+			w.log.Warn("the distributor took this worker for gone; it dropped what it held and joins again")
+			md, err = sess.join(ctx)
+		case errors.Is(err, ErrDistributorLost):
+			md, err = sess.rejoin(ctx, w.s.rejoin, err)
+		default:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("worker %q: %w", w.taskType, err)
 		}
-		return fmt.Errorf("worker %q: %w", w.taskType, err)
 	}
-	return nil
 }
 
 type workerRun struct {
 	w    *Worker
-	dist transport.Conn
+	sess *session
 	coll transport.Conn
 	md   Metadata
 
@@ -173,6 +189,12 @@ type workerRun struct {
 
 func (r *workerRun) run(ctx context.Context) error {
 	w := r.w
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var alive sync.WaitGroup
+	defer alive.Wait()
+	alive.Go(func() { r.sess.keepAlive(ctx, cancel) })
+	defer cancel(nil) // stops keepAlive before alive.Wait
 	if w.s.workerInit != nil {
 		if err := protect(func() error { return w.s.workerInit(ctx, r.md) }); err != nil {
 			r.leave(ctx)
@@ -180,8 +202,6 @@ func (r *workerRun) run(ctx context.Context) error {
 		}
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	prefetch, maxPrefetch := w.s.prefetch, w.s.prefetch
 	if prefetch == DefaultPrefetch {
 		prefetch = w.s.concurrency
@@ -222,12 +242,12 @@ func (r *workerRun) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(window)}); err != nil {
+	if err := r.sess.send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(window)}); err != nil {
 		cancel(err)
 		stop()
 		return fmt.Errorf("announce capacity: %w", err)
 	}
-	w.log.Info("worker ready", "concurrency", w.s.concurrency, "prefetch", prefetch, "max_prefetch", maxPrefetch)
+	w.log.Info("worker ready", "run", runName(r.sess.run), "concurrency", w.s.concurrency, "prefetch", prefetch, "max_prefetch", maxPrefetch)
 
 	err := r.loop(ctx, jobs)
 	if err != nil {
@@ -235,9 +255,14 @@ func (r *workerRun) run(ctx context.Context) error {
 	}
 	stop()
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		err = cause // an executor's failure is the real reason the loop stopped
+		err = cause // an executor's failure, or the distributor's silence, is the real reason
 	}
-	if !errors.Is(err, ErrAborted) { // after an abort the distributor is going away
+	switch {
+	case errors.Is(err, errGone), errors.Is(err, ErrDistributorLost):
+		// The distributor handed its items to others, or is gone.
+	case errors.Is(err, ErrAborted):
+		r.sess.bye(ctx, nil, false) // confirm; the distributor is going away
+	default:
 		r.leave(ctx)
 	}
 	return err
@@ -248,13 +273,14 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 	w := r.w
 	debug := w.log.Enabled(ctx, slog.LevelDebug)
 	for {
-		env, err := r.dist.Recv(ctx)
+		env, err := r.sess.recv(ctx)
 		if err != nil {
 			return err
 		}
 		switch env.Kind {
 		case transport.KindWork:
-			job := &Job{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: w.s.codec}
+			job := &Job{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: w.s.codec,
+				run: env.Run, limit: env.Count}
 			if debug {
 				w.log.Debug("item received", "item", env.ItemID, "attempt", env.Attempt)
 			}
@@ -279,6 +305,11 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 			}
 		case transport.KindEnd:
 			return endError(env)
+		case transport.KindReject:
+			if transport.RejectCode(env.Count) == transport.RejectGone {
+				return errGone
+			}
+			w.meter.ignore(w.log, "unexpected reject from the distributor; dropped", "reason", string(env.Payload))
 		default:
 			w.meter.ignore(w.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
@@ -309,13 +340,30 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, fi
 			continue // drain: the run is over; these stay in held
 		}
 		job.Goroutine = index
-		var out any
-		err := protect(func() (err error) { out, err = w.handler.Handle(ctx, job); return err })
+		out, err := r.attempt(ctx, job)
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
 		finished <- outcome{job, out, err}
 	}
+}
+
+// attempt runs the handler on job, within the execution deadline if the
+// task type has one: an attempt that runs past it fails, whatever the
+// handler returned.
+func (r *workerRun) attempt(ctx context.Context, job *Job) (out any, err error) {
+	d := r.sess.deadline
+	if d <= 0 {
+		err = protect(func() (err error) { out, err = r.w.handler.Handle(ctx, job); return err })
+		return out, err
+	}
+	jctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err = protect(func() (err error) { out, err = r.w.handler.Handle(jctx, job); return err })
+	if ctx.Err() == nil && errors.Is(jctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("the attempt ran past its deadline of %v", d)
+	}
+	return out, err
 }
 
 // next takes the next job. starved reports that a goroutine which had
@@ -346,7 +394,7 @@ func (r *workerRun) grow(ctx context.Context) {
 		return
 	}
 	next := min(2*cur, r.maxWindow)
-	if err := r.dist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(next - cur)}); err != nil {
+	if err := r.sess.send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(next - cur)}); err != nil {
 		return // the run is ending; the loop sees why
 	}
 	r.window.Store(int64(next))
@@ -377,7 +425,9 @@ func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, fi
 // distributor returns the credit when the collector's ACK reaches it.
 func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) error {
 	w := r.w
-	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, ItemID: job.ItemID, Attempt: uint32(job.Attempt)}
+	// The result repeats what the collector needs to tell attempts and
+	// runs apart: the run, the item, the attempt and the attempt limit.
+	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, ItemID: job.ItemID, Attempt: uint32(job.Attempt), Count: job.limit}
 	if herr == nil {
 		b, err := w.s.codec.Marshal(out)
 		if err != nil {
@@ -389,6 +439,9 @@ func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) e
 	if herr != nil {
 		env.Kind = transport.KindFailure
 		env.Payload = []byte(herr.Error())
+		if errors.Is(herr, ErrPermanent) {
+			env.Flags |= transport.FlagPermanent
+		}
 		w.log.Debug("item failed", "item", job.ItemID, "err", herr)
 	}
 	if err := r.coll.Send(ctx, env); err != nil {
@@ -401,7 +454,8 @@ func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) e
 	return nil
 }
 
-// leave says goodbye with the items this worker will not finish.
+// leave says goodbye with the items this worker will not finish, and
+// waits for the distributor to confirm.
 func (r *workerRun) leave(ctx context.Context) {
 	r.mu.Lock()
 	unfinished := make([]uint64, 0, len(r.held))
@@ -409,5 +463,5 @@ func (r *workerRun) leave(ctx context.Context) {
 		unfinished = append(unfinished, id)
 	}
 	r.mu.Unlock()
-	sendBye(ctx, r.dist, transport.RoleWorker, unfinished, r.w.s.codec, r.w.log)
+	r.sess.bye(ctx, unfinished, true)
 }

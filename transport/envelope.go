@@ -129,6 +129,9 @@ const (
 	// FlagPermanent on KindFailure: the handler said another attempt
 	// would fail the same way.
 	FlagPermanent uint8 = 1 << 3
+	// FlagDraining on KindReady: the worker takes no more items; it
+	// finishes those it holds, then says goodbye.
+	FlagDraining uint8 = 1 << 4
 )
 
 // Envelope is one message between roles. The transport moves envelopes; the

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,12 +42,18 @@ func (a *ackLog) HandleAck(ctx context.Context, ack *engine.Ack) error {
 	return nil
 }
 
+// fastRetries keeps the suite's retries quick.
+var fastRetries = engine.WithRetryBackoff(time.Millisecond, 5*time.Millisecond)
+
 func testHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	rec := newRecorder()
 	task := &ackLog{Task: intItems(30), failed: map[uint64]string{}}
-	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: task}})
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: task}}, fastRetries)
+	var tries sync.Map // item id -> *atomic.Int32
 	w := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
+		n, _ := tries.LoadOrStore(job.ItemID, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
 		var i int
 		if err := job.Decode(&i); err != nil {
 			return nil, err
@@ -67,7 +74,7 @@ func testHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T, s Suite) {
 	for _, f := range rec.failures {
 		assert.Equal(t, "calc", f.TaskType)
 		assert.NotZero(t, f.ItemID)
-		assert.Equal(t, 1, f.Attempt)
+		assert.Equal(t, engine.DefaultMaxAttempts, f.Attempt, "the failure handler sees the last attempt")
 		switch {
 		case strings.Contains(f.Message, "boom") && !strings.Contains(f.Message, "kaboom"):
 			booms++
@@ -81,14 +88,92 @@ func testHandlerErrorsAndPanicsFailOnlyTheirItem(t *testing.T, s Suite) {
 	assert.Equal(t, 3, booms)
 	assert.Equal(t, 3, panics)
 	assert.Equal(t, 24, task.ok)
+	failed := map[uint64]bool{}
+	for _, f := range rec.failures {
+		failed[f.ItemID] = true
+	}
+	tries.Range(func(k, v any) bool {
+		want := int32(1)
+		if failed[k.(uint64)] {
+			want = engine.DefaultMaxAttempts
+		}
+		assert.Equal(t, want, v.(*atomic.Int32).Load(), "item %d was tried", k)
+		return true
+	})
 	require.Len(t, rec.finished, 1)
 	assert.Equal(t, engine.Summary{Results: 24, Failures: 6, ByType: map[string]engine.TypeSummary{"calc": {Results: 24, Failures: 6}}}, rec.finished[0])
+	assert.Equal(t, uint64(2*6), d.Stats().Retried, "each failing item went out twice more")
+}
+
+func testPermanentErrorsAttemptLimitsAndDeadlines(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	var tries sync.Map // "type/id" -> *atomic.Int32
+	count := func(job *engine.Job) int32 {
+		n, _ := tries.LoadOrStore(fmt.Sprintf("%s/%d", job.TaskType, job.ItemID), new(atomic.Int32))
+		return n.(*atomic.Int32).Add(1)
+	}
+	d := newDistributor(t, ep, []engine.TaskSpec{
+		{Type: "permanent", Task: intItems(3)},
+		{Type: "flaky", Task: intItems(4), MaxAttempts: 5},
+		{Type: "slow", Task: intItems(2), MaxAttempts: 2, Timeout: 20 * time.Millisecond},
+	}, fastRetries)
+	permanent := newWorker(t, ep, "permanent", func(ctx context.Context, job *engine.Job) (any, error) {
+		count(job)
+		return nil, fmt.Errorf("bad input: %w", engine.ErrPermanent)
+	})
+	flaky := newWorker(t, ep, "flaky", func(ctx context.Context, job *engine.Job) (any, error) {
+		if count(job) < 4 {
+			return nil, errors.New("not yet")
+		}
+		return job.Attempt, nil // the fourth attempt of five succeeds
+	})
+	slow := newWorker(t, ep, "slow", func(ctx context.Context, job *engine.Job) (any, error) {
+		count(job)
+		<-ctx.Done() // the deadline reaches the handler through its context
+		return "too late", nil
+	})
+	require.NoError(t, engine.RunAll(testCtx(t), d, rec.collector(t, ep), permanent, flaky, slow))
+	rec.requireEachOnce(t, "permanent", 3)
+	rec.requireEachOnce(t, "flaky", 4)
+	rec.requireEachOnce(t, "slow", 2)
+	tries.Range(func(k, v any) bool {
+		n := v.(*atomic.Int32).Load()
+		switch tt, _, _ := strings.Cut(k.(string), "/"); tt {
+		case "permanent":
+			assert.Equal(t, int32(1), n, "%s: a permanent error is not retried", k)
+		case "flaky":
+			assert.Equal(t, int32(4), n, "%s", k)
+		case "slow":
+			assert.Equal(t, int32(2), n, "%s: the type's attempt limit", k)
+		}
+		return true
+	})
+	byType := map[string][]*engine.ItemError{}
+	for _, f := range rec.failures {
+		byType[f.TaskType] = append(byType[f.TaskType], f)
+	}
+	assert.Len(t, byType["flaky"], 0)
+	require.Len(t, byType["permanent"], 3)
+	for _, f := range byType["permanent"] {
+		assert.Equal(t, 1, f.Attempt)
+		assert.Contains(t, f.Message, "bad input")
+	}
+	require.Len(t, byType["slow"], 2)
+	for _, f := range byType["slow"] {
+		assert.Equal(t, 2, f.Attempt)
+		assert.Contains(t, f.Message, "deadline of 20ms")
+	}
+	for id, v := range rec.values {
+		_ = id
+		assert.Equal(t, int64(4), v, "the flaky items succeeded on their fourth attempt")
+	}
 }
 
 func testPrepareAndResultHandlerFailuresAreItemFailures(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	var failures []*engine.ItemError
-	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(10)}})
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(10)}}, fastRetries)
 	w := newWorker(t, ep, "calc", echo, engine.WithPrepare(func(ctx context.Context, job *engine.Job) (any, error) {
 		var i int
 		if err := job.Decode(&i); err != nil {

@@ -314,7 +314,7 @@ func testAckHandlerSeesEveryAck(t *testing.T, s Suite) {
 	d := newDistributor(t, ep, []engine.TaskSpec{
 		{Type: "logged", Task: logged},
 		{Type: "plain", Task: intItems(7), DependsOn: []string{"logged"}},
-	}, engine.WithAckHandler(hook))
+	}, engine.WithAckHandler(hook), fastRetries)
 	failOdd := func(ctx context.Context, job *engine.Job) (any, error) {
 		var i int
 		if err := job.Decode(&i); err != nil {

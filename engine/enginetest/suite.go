@@ -31,6 +31,7 @@ func Run(t *testing.T, s Suite) {
 		{"EmptyDependencyReleasesDependent", testEmptyDependencyReleasesDependent},
 		{"HandlerErrorsAndPanicsFailOnlyTheirItem", testHandlerErrorsAndPanicsFailOnlyTheirItem},
 		{"PrepareAndResultHandlerFailuresAreItemFailures", testPrepareAndResultHandlerFailuresAreItemFailures},
+		{"PermanentErrorsAttemptLimitsAndDeadlines", testPermanentErrorsAttemptLimitsAndDeadlines},
 		{"TaskErrorAbortsTheRun", testTaskErrorAbortsTheRun},
 		{"WorkerForUnknownTypeIsAnError", testWorkerForUnknownTypeIsAnError},
 		{"WorkerInitErrorEndsItsRun", testWorkerInitErrorEndsItsRun},

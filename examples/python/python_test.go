@@ -139,7 +139,7 @@ func TestPythonWorkerBesideAGoWorker(t *testing.T) {
 	for _, p := range rec.payloads["C"] {
 		assert.Equal(t, []byte{0xc0}, p, "no result is MessagePack's nil, from Go and Python alike")
 	}
-	assert.Equal(t, pItems, handledP)
+	assert.Equal(t, pItems, handledP, "a permanent failure is not tried again")
 	assert.Len(t, rec.failures, pItems/5, "the strings failed")
 	for _, msg := range rec.failures {
 		assert.Equal(t, "cannot work on 'bad'", msg)

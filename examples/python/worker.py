@@ -11,8 +11,13 @@ installs them).
 
 Its work (replace the function `work`): an item of the seed's examples,
 {"workload": seconds}, is slept and has no result; a number is squared;
-anything else fails. So it can stand in for a worker of the singlethread,
-multithread or dependencies examples.
+anything else fails for good (no retry). So it can stand in for a worker of
+the singlethread, multithread or dependencies examples.
+
+It keeps the run's rules: heartbeats both ways with the distributor at the
+interval the welcome gives, the distributor taken for lost after the
+welcome's liveness timeout, a "gone" reject answered by joining again, and
+a goodbye, confirmed, at the end.
 
 Exit codes, as the Go programs': 0 the run completed, 1 failed or refused,
 3 aborted by the distributor, 130 stopped by SIGINT or SIGTERM.
@@ -34,6 +39,8 @@ HEADER = struct.Struct(">BBBBIIQQH")
 (HELLO, WELCOME, READY, WORK, RESULT, FAILURE, ACK, METADATA, HEARTBEAT,
  END, BYE, REJECT) = range(1, 13)
 ROLE_WORKER = 1
+REJECT_GONE = 4
+FLAG_PERMANENT = 1 << 3
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_STOPPED = 0, 1, 3, 130
 
@@ -53,6 +60,10 @@ def decode(frame):
             "task_type": frame[HEADER.size:HEADER.size + n], "payload": frame[HEADER.size + n:]}
 
 
+class Permanent(Exception):
+    """An error another attempt would meet again: the item fails at once."""
+
+
 def work(task_type, item, metadata):
     """Executes one item and returns its result (None for no result)."""
     if isinstance(item, dict) and "workload" in item:
@@ -60,11 +71,19 @@ def work(task_type, item, metadata):
         return None
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         return item * item
-    raise ValueError("cannot work on %r" % (item,))
+    raise Permanent("cannot work on %r" % (item,))
 
 
 class Stopped(Exception):
-    pass
+    """A signal asked the worker to stop."""
+
+
+class Gone(Exception):
+    """The distributor took this worker for gone: join again."""
+
+
+class Lost(Exception):
+    """The distributor was silent for its liveness timeout."""
 
 
 class Worker:
@@ -82,60 +101,115 @@ class Worker:
         self.stop = False
         self.handled = 0
         self.metadata = None
+        self.run_id = 0
+        self.interval = 1.0  # seconds, from the welcome
+        self.timeout = 5.0
+        self.deadline = 0.0
+        self.heard = time.monotonic()
+        self.beat = time.monotonic()
 
-    def recv(self, timeout_ms=None):
-        """The next envelope from the distributor, or None on timeout.
-        Raises Stopped once a signal asked to stop (unless timeout_ms is
-        given, which the goodbye uses)."""
-        waited = 0
+    def send(self, kind, **fields):
+        """Sends to the distributor, stamped with the run."""
+        self.dist.send(encode(kind, run=self.run_id, **fields))
+
+    def recv(self, timeout=None):
+        """The next envelope of this run from the distributor, or None once
+        timeout seconds passed. Meanwhile it sends a heartbeat every
+        interval, and raises Lost when the distributor was silent for its
+        timeout (only once welcomed), Stopped when a signal asked to stop
+        (unless timeout is given, as for the goodbye)."""
+        until = None if timeout is None else time.monotonic() + timeout
         while True:
-            if self.stop and timeout_ms is None:
+            if self.stop and timeout is None:
                 raise Stopped()
-            if self.dist.poll(100):
-                env = decode(self.dist.recv())
-                if env is not None:
-                    return env
-                continue
-            waited += 100
-            if timeout_ms is not None and waited >= timeout_ms:
+            now = time.monotonic()
+            if self.run_id and now - self.beat >= self.interval:
+                self.send(HEARTBEAT, role=ROLE_WORKER)
+                self.beat = now
+            if self.run_id and now - self.heard > self.timeout:
+                raise Lost()
+            if until is not None and now >= until:
                 return None
+            if not self.dist.poll(100):
+                continue
+            env = decode(self.dist.recv())
+            if env is None:
+                continue
+            self.heard = time.monotonic()
+            if env["kind"] == HEARTBEAT:
+                continue
+            if self.run_id and env["run"] != self.run_id and env["kind"] != REJECT:
+                continue  # a message of another run
+            return env
 
-    def run(self):
-        self.dist.send(encode(HELLO, role=ROLE_WORKER, count=1, task_type=self.task_type))
+    def join(self):
+        """Says hello (again each second while no answer comes) until the
+        distributor welcomes this worker."""
+        self.run_id = 0
         while True:
-            env = self.recv()
+            self.dist.send(encode(HELLO, role=ROLE_WORKER, count=1, task_type=self.task_type))
+            env = self.recv(timeout=1.0)
+            while env is not None and env["kind"] not in (WELCOME, REJECT, END):
+                env = self.recv(timeout=1.0)  # heartbeats or work of an earlier membership
+            if env is None:
+                continue
             if env["kind"] == WELCOME:
+                self.run_id = env["run"]
+                self.interval = max(env["count"], 1) / 1000.0
+                self.timeout = max(env["attempt"] / 1000.0, 2 * self.interval)
+                self.deadline = env["item"] / 1000.0
                 self.metadata = msgpack.unpackb(env["payload"], raw=False) if env["payload"] else None
-                break
+                self.heard = self.beat = time.monotonic()
+                return None
+            if env["kind"] == REJECT and env["count"] == REJECT_GONE:
+                continue  # an answer to a message sent before this hello
             if env["kind"] == REJECT:
                 print("rejected (code %d): %s" % (env["count"], env["payload"].decode(errors="replace")), file=sys.stderr)
                 return EXIT_FAILED
-            if env["kind"] == END:
-                return self.ended(env)
-        # Credit for the items this worker may hold at once; each ACK
-        # gives one back, so no ready per item.
-        self.dist.send(encode(READY, count=self.args.window))
+            return self.ended(env)
+
+    def run(self):
         while True:
-            env = self.recv()
-            if env["kind"] == WORK:
-                self.execute(env)
-            elif env["kind"] == END:
-                return self.ended(env)
+            code = self.join()
+            if code is not None:
+                return code
+            # Credit for the items this worker may hold at once; each ACK
+            # gives one back, so no ready per item.
+            self.send(READY, count=self.args.window)
+            try:
+                while True:
+                    env = self.recv()
+                    if env["kind"] == WORK:
+                        self.execute(env)
+                    elif env["kind"] == END:
+                        return self.ended(env)
+                    elif env["kind"] == REJECT and env["count"] == REJECT_GONE:
+                        raise Gone()
+            except Gone:
+                print("the distributor took this worker for gone; joining again", file=sys.stderr)
+            except Lost:
+                print("distributor lost: nothing from it for %.1f s" % self.timeout, file=sys.stderr)
+                return EXIT_FAILED
 
     def execute(self, env):
         # A result repeats the work's run, task type, item id, attempt and
-        # count.
+        # count (the attempt limit).
         reply = {k: env[k] for k in ("run", "task_type", "item", "attempt", "count")}
+        started = time.monotonic()
         try:
             out = work(env["task_type"].decode(), msgpack.unpackb(env["payload"], raw=False), self.metadata)
+            if self.deadline and time.monotonic() - started > self.deadline:
+                raise TimeoutError("the attempt ran past its deadline of %.3f s" % self.deadline)
             self.coll.send(encode(RESULT, payload=msgpack.packb(out, use_bin_type=True), **reply))
         except Exception as e:  # the item fails, the worker goes on
-            self.coll.send(encode(FAILURE, payload=str(e).encode(), **reply))
+            flags = FLAG_PERMANENT if isinstance(e, Permanent) else 0
+            self.coll.send(encode(FAILURE, flags=flags, payload=str(e).encode(), **reply))
         self.handled += 1
 
     def ended(self, env):
         if env["payload"]:
             print("run aborted: %s" % env["payload"].decode(errors="replace"), file=sys.stderr)
+            self.send(BYE, role=ROLE_WORKER)  # confirm; no answer comes
             return EXIT_ABORTED
         self.goodbye([])
         return EXIT_OK
@@ -146,10 +220,13 @@ class Worker:
         the goodbye is handed back in a second one."""
         for _ in range(2):
             payload = msgpack.packb(unfinished) if unfinished else b""
-            self.dist.send(encode(BYE, role=ROLE_WORKER, payload=payload))
+            self.send(BYE, role=ROLE_WORKER, payload=payload)
             unfinished = []
             while True:
-                env = self.recv(timeout_ms=1000)
+                try:
+                    env = self.recv(timeout=1.0)
+                except Lost:
+                    return
                 if env is None or env["kind"] == BYE:
                     break
                 if env["kind"] == WORK:

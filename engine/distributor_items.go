@@ -1,0 +1,306 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+type taskState struct {
+	spec        TaskSpec
+	maxAttempts uint32
+	log         *slog.Logger
+	exhausted   bool // the task produced its last item
+	parked      bool // Next returned ErrNotReady; ask again after an ACK
+	complete    bool
+	inflight    int
+	produced    int
+	failed      int
+	slots       []transport.PeerID // one entry per credit, oldest first
+	retry       []*flight          // to be handed out again, oldest first
+}
+
+// flight is an item from its production to its completion.
+type flight struct {
+	id      uint64
+	ts      *taskState
+	attempt uint32 // of the hand-out in progress, or of the next one while queued
+	payload []byte
+	peer    transport.PeerID // the worker of the current attempt; "" while queued
+	queued  bool             // in ts.retry or waiting out a backoff
+	done    bool
+}
+
+// handedOut reports whether the given attempt of f went to a worker.
+func (f *flight) handedOut(attempt uint32) bool {
+	return attempt >= 1 && (attempt < f.attempt || attempt == f.attempt && !f.queued)
+}
+
+func (f *flight) work() transport.Envelope {
+	return transport.Envelope{Kind: transport.KindWork, TaskType: f.ts.spec.Type, ItemID: f.id, Attempt: f.attempt, Count: f.ts.maxAttempts, Payload: f.payload}
+}
+
+// canHandOut reports whether ts may hand out an item now.
+func (r *distRun) canHandOut(ts *taskState) bool {
+	if r.stopped || !r.mdReady || !r.quorumMet || r.collector == "" || ts.complete || !r.tracker.Ready(ts.spec.Type) {
+		return false
+	}
+	return len(ts.retry) > 0 || !ts.exhausted && !ts.parked
+}
+
+// dispatchAll hands out what every task type can.
+func (r *distRun) dispatchAll(ctx context.Context) error {
+	for _, ts := range r.order {
+		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dispatch hands out items of ts while a worker has credit and the task can
+// produce: items to hand out again first, then new ones.
+func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
+	for len(ts.slots) > 0 && r.canHandOut(ts) {
+		p := r.peers[ts.slots[0]]
+		if p == nil || p.draining {
+			ts.slots = ts.slots[1:]
+			continue
+		}
+		var f *flight
+		if len(ts.retry) > 0 {
+			f, ts.retry = ts.retry[0], ts.retry[1:]
+			if f.done {
+				continue
+			}
+		} else {
+			var err error
+			if f, err = r.produce(ctx, ts); err != nil || f == nil {
+				return err
+			}
+		}
+		ts.slots = ts.slots[1:]
+		f.peer, f.queued = p.id, false
+		if err := r.post(ctx, p, f.work()); err != nil {
+			return fmt.Errorf("send item %d to %s: %w", f.id, p.id, err)
+		}
+	}
+	return nil
+}
+
+// produce asks the task for its next item. It returns nil without an error
+// when the task has no item to give now.
+func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
+	var item Item
+	err := protect(func() (err error) { item, err = ts.spec.Task.Next(ctx); return err })
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoMoreItems):
+		ts.exhausted = true
+		return nil, r.checkComplete(ctx, ts)
+	case errors.Is(err, ErrNotReady):
+		if ts.inflight == 0 {
+			return nil, fmt.Errorf("task %q returned ErrNotReady with none of its items in flight, so no ACK can come to wake it", ts.spec.Type)
+		}
+		ts.parked = true
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("task %q: next item: %w", ts.spec.Type, err)
+	}
+	payload, err := r.d.s.codec.Marshal(item.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("task %q: encode item payload with %s: %w", ts.spec.Type, r.d.s.codec.Name(), err)
+	}
+	r.nextID++
+	f := &flight{id: r.nextID, ts: ts, attempt: 1, payload: payload}
+	r.items[f.id] = f
+	ts.inflight++
+	ts.produced++
+	if item.Last {
+		ts.exhausted = true
+	}
+	return f, nil
+}
+
+// requeue puts an item back to be handed out again, as its next attempt.
+func (r *distRun) requeue(f *flight) {
+	if f.queued || f.done {
+		return
+	}
+	f.attempt++
+	f.peer, f.queued = "", true
+	f.ts.retry = append(f.ts.retry, f)
+	r.d.meter.redelivered.Add(1)
+}
+
+// returnCredit gives the worker of f's attempt its credit back: its window
+// bounds the items it holds plus its results not yet acknowledged.
+func (r *distRun) returnCredit(f *flight) {
+	if p := r.peers[f.peer]; p != nil && p.role == transport.RoleWorker && !p.draining && !r.ending {
+		f.ts.slots = append(f.ts.slots, f.peer)
+	}
+}
+
+// onAck handles the collector's acknowledgement of one attempt's result.
+// The first ACK of any attempt handed out completes the item; a failure
+// that is not the item's last sends it out again after a backoff, if it is
+// the current attempt's.
+func (r *distRun) onAck(ctx context.Context, p *peerState, env transport.Envelope) error {
+	if p.id != r.collector {
+		r.d.meter.ignore(r.d.log, "ACK from a peer that is not the collector; dropped", "peer", p.id, "item", env.ItemID)
+		return nil
+	}
+	f := r.items[env.ItemID]
+	if f == nil {
+		if env.ItemID >= 1 && env.ItemID <= r.nextID {
+			return nil // the item is complete: a late attempt's result, or a duplicate
+		}
+		r.d.meter.ignore(r.d.log, "ACK for an item never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID)
+		return nil
+	}
+	if f.ts.spec.Type != env.TaskType || !f.handedOut(env.Attempt) {
+		r.d.meter.ignore(r.d.log, "ACK for an attempt never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
+		return nil
+	}
+	if env.Flags&(transport.FlagFailed|transport.FlagFinal) == transport.FlagFailed {
+		if env.Attempt != f.attempt || f.queued {
+			return nil // a late failure of an attempt already handed out again
+		}
+		r.returnCredit(f)
+		r.retryLater(f, time.Now())
+		return nil
+	}
+	return r.complete(ctx, f, env)
+}
+
+// complete records an item's end: succeeded, or failed for good.
+func (r *distRun) complete(ctx context.Context, f *flight, env transport.Envelope) error {
+	ts := f.ts
+	delete(r.items, f.id)
+	f.done = true
+	ts.inflight--
+	r.done++
+	failed := env.Flags&transport.FlagFailed != 0
+	if failed {
+		ts.failed++
+	}
+	taskHandler, _ := ts.spec.Task.(AckHandler)
+	if taskHandler != nil || r.d.s.onAck != nil {
+		ack := &Ack{TaskType: ts.spec.Type, ItemID: f.id, Attempt: int(env.Attempt), Failed: failed, codec: r.d.s.codec}
+		if failed {
+			ack.Error = string(env.Payload)
+		} else {
+			ack.data = env.Payload
+		}
+		if taskHandler != nil {
+			if err := protect(func() error { return taskHandler.HandleAck(ctx, ack) }); err != nil {
+				return fmt.Errorf("task %q: ack handler: %w", ts.spec.Type, err)
+			}
+		}
+		if h := r.d.s.onAck; h != nil {
+			if err := protect(func() error { return h.HandleAck(ctx, ack) }); err != nil {
+				return fmt.Errorf("ack handler (WithAckHandler), at task %q item %d: %w", ts.spec.Type, f.id, err)
+			}
+		}
+	}
+	if !f.queued {
+		r.returnCredit(f)
+	}
+	ts.parked = false
+	if err := r.checkComplete(ctx, ts); err != nil {
+		return err
+	}
+	return r.dispatch(ctx, ts)
+}
+
+// checkComplete marks ts complete once its last item was produced and every
+// item completed, then releases its dependents.
+func (r *distRun) checkComplete(ctx context.Context, ts *taskState) error {
+	if ts.complete || !ts.exhausted || ts.inflight > 0 {
+		return nil
+	}
+	ts.complete = true
+	released, err := r.tracker.Complete(ts.spec.Type)
+	if err != nil {
+		return err
+	}
+	ts.log.Info("task type complete", "items", ts.produced, "failed", ts.failed)
+	for _, t := range released {
+		if err := r.dispatch(ctx, r.tasks[t]); err != nil {
+			return err
+		}
+	}
+	if r.tracker.AllComplete() {
+		return r.startEnd(ctx)
+	}
+	return nil
+}
+
+// retryLater queues an item whose attempt failed, to go out again once its
+// backoff has passed: exponential in the attempts made, with jitter.
+func (r *distRun) retryLater(f *flight, now time.Time) {
+	wait := r.d.s.retryMin << min(f.attempt-1, 30)
+	if wait > r.d.s.retryMax || wait <= 0 {
+		wait = r.d.s.retryMax
+	}
+	wait = wait/2 + rand.N(wait/2+1) // jitter: a herd of failures spreads out
+	f.attempt++
+	f.peer, f.queued = "", true
+	heap.Push(&r.delayed, retryAt{due: now.Add(wait), f: f})
+	r.d.meter.retried.Add(1)
+}
+
+// releaseRetries moves the items whose backoff passed to their task's
+// queue and hands them out.
+func (r *distRun) releaseRetries(ctx context.Context, now time.Time) error {
+	var due []*taskState
+	for len(r.delayed) > 0 && !r.delayed[0].due.After(now) {
+		f := heap.Pop(&r.delayed).(retryAt).f
+		if f.done {
+			continue
+		}
+		f.ts.retry = append(f.ts.retry, f)
+		due = append(due, f.ts)
+	}
+	for _, ts := range due {
+		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retryAt is an item waiting out its backoff.
+type retryAt struct {
+	due time.Time
+	f   *flight
+}
+
+// retryHeap orders items waiting out their backoff, soonest first.
+type retryHeap []retryAt
+
+func (h retryHeap) Len() int           { return len(h) }
+func (h retryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h retryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retryHeap) Push(x any)        { *h = append(*h, x.(retryAt)) }
+func (h *retryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = retryAt{}
+	*h = old[:len(old)-1]
+	return x
+}
+
+// next returns when the soonest retry is due.
+func (h retryHeap) next() (time.Time, bool) {
+	if len(h) == 0 {
+		return time.Time{}, false
+	}
+	return h[0].due, true
+}

@@ -1,0 +1,454 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/zmqpipeline/zmqpipeline/transport"
+)
+
+// peerState is what the distributor knows of one peer.
+type peerState struct {
+	id        transport.PeerID
+	role      transport.Role
+	taskType  string
+	welcomed  bool
+	announced bool   // the worker sent its first ready
+	draining  bool   // the worker takes no more items
+	window    uint32 // credits the worker announced in all
+	seen      uint64 // the tick of its last message
+	// out holds messages the transport could not take at once, in order;
+	// work in it is bounded by the peer's credits.
+	out []transport.Envelope
+}
+
+// maxWindow bounds the credits one worker may announce: its goroutines
+// plus its prefetch (NewWorker refuses more).
+const maxWindow = 1 << 20
+
+// doneCtx is a context that has ended: a Send with it never waits (see
+// transport.Listener).
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
+	p := r.peers[from]
+	if p != nil {
+		p.seen = r.tick
+	}
+	switch env.Kind {
+	case transport.KindHello:
+		return r.onHello(ctx, from, p, env)
+	case transport.KindMetadata:
+		return r.onMetadata(ctx, from, env)
+	case transport.KindBye:
+		return r.onBye(ctx, from, p, env)
+	}
+	if p == nil {
+		// Not a peer of this run: declared gone, or it never said hello.
+		// Tell it to start over; it drops what it holds for the run.
+		r.d.meter.ignore(r.d.log, "message from a peer that is not in the run; told to say hello again", "kind", env.Kind, "peer", from)
+		r.tell(from, transport.Envelope{Kind: transport.KindReject, Count: uint32(transport.RejectGone), Payload: []byte("not a peer of this run: say hello again")})
+		return nil
+	}
+	if env.Run != r.runID {
+		r.d.meter.ignore(r.d.log, "message of another run; dropped", "kind", env.Kind, "peer", from, "run", runName(env.Run))
+		return nil
+	}
+	switch env.Kind {
+	case transport.KindHeartbeat:
+		return nil
+	case transport.KindReady:
+		return r.onReady(ctx, p, env)
+	case transport.KindAck:
+		return r.onAck(ctx, p, env)
+	}
+	r.d.meter.ignore(r.d.log, "unexpected message; dropped", "kind", env.Kind, "peer", from)
+	return nil
+}
+
+// post sends env to p, or keeps it in p's backlog, in order, when the
+// transport cannot take it at once: the loop never waits on one peer.
+func (r *distRun) post(ctx context.Context, p *peerState, env transport.Envelope) error {
+	env.Run = r.runID
+	if len(p.out) > 0 {
+		p.out = append(p.out, env)
+		return nil
+	}
+	return r.try(ctx, p, env)
+}
+
+// try sends env to p without waiting, or puts it first in p's backlog.
+func (r *distRun) try(ctx context.Context, p *peerState, env transport.Envelope) error {
+	err := r.l.Send(doneCtx, p.id, env)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled):
+		p.out = append(p.out, env)
+		r.backlog[p] = struct{}{}
+		return nil
+	case errors.Is(err, transport.ErrUnknownPeer):
+		return r.lose(ctx, p, "its connection closed", false)
+	}
+	return fmt.Errorf("send %s to %s: %w", env.Kind, p.id, err)
+}
+
+// flush sends what the backlogs hold, while the transport takes it.
+func (r *distRun) flush(ctx context.Context) error {
+	for p := range r.backlog {
+		for len(p.out) > 0 {
+			err := r.l.Send(doneCtx, p.id, p.out[0])
+			if errors.Is(err, context.Canceled) {
+				break
+			}
+			if errors.Is(err, transport.ErrUnknownPeer) {
+				if err := r.lose(ctx, p, "its connection closed", false); err != nil {
+					return err
+				}
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("send %s to %s: %w", p.out[0].Kind, p.id, err)
+			}
+			p.out[0] = transport.Envelope{}
+			p.out = p.out[1:]
+		}
+		if len(p.out) == 0 {
+			p.out = nil
+			delete(r.backlog, p)
+		}
+	}
+	return nil
+}
+
+// tell sends env to a peer the run does not track, if the transport takes
+// it at once; such a peer asks again if it gets no answer.
+func (r *distRun) tell(to transport.PeerID, env transport.Envelope) {
+	env.Run = r.runID
+	if err := r.l.Send(doneCtx, to, env); err != nil {
+		r.d.log.Debug("could not answer a peer", "peer", to, "kind", env.Kind, "err", err)
+	}
+}
+
+func (r *distRun) reject(ctx context.Context, to transport.PeerID, code transport.RejectCode, format string, args ...any) error {
+	reason := fmt.Sprintf(format, args...)
+	r.d.log.Warn("handshake rejected", "peer", to, "reason", reason)
+	r.tell(to, transport.Envelope{Kind: transport.KindReject, Count: uint32(code), Payload: []byte(reason)})
+	return nil
+}
+
+func (r *distRun) onHello(ctx context.Context, from transport.PeerID, p *peerState, env transport.Envelope) error {
+	if p != nil {
+		if !p.welcomed {
+			return nil // it asked again while waiting for the metadata
+		}
+		// A welcomed peer said hello again: it lost its state for the run
+		// (it was stopped, or it was told it was gone), or its welcome was
+		// slow and it asked again. Either way it starts over as a new peer.
+		if err := r.lose(ctx, p, "it said hello again", false); err != nil {
+			return err
+		}
+	}
+	switch env.Role {
+	case transport.RoleWorker:
+		if _, ok := r.tasks[env.TaskType]; !ok {
+			return r.reject(ctx, from, transport.RejectUnknownTaskType, "unknown task type %q (registered: %v)", env.TaskType, r.d.graph.Nodes())
+		}
+		if r.ending {
+			r.tell(from, transport.Envelope{Kind: transport.KindEnd})
+			return nil
+		}
+		p = &peerState{id: from, role: transport.RoleWorker, taskType: env.TaskType, seen: r.tick}
+		r.d.log.Info("worker joined", "peer", from, "task_type", env.TaskType, "concurrency", env.Count)
+	case transport.RoleCollector:
+		if r.collector != "" {
+			return r.reject(ctx, from, transport.RejectDuplicate, "a collector is already connected")
+		}
+		p = &peerState{id: from, role: transport.RoleCollector, seen: r.tick}
+		r.collector = from
+		r.d.log.Info("collector joined", "peer", from)
+	default:
+		return r.reject(ctx, from, transport.RejectUnexpected, "hello from unexpected role %v", env.Role)
+	}
+	r.peers[from] = p
+	if !r.mdReady {
+		r.waiting = append(r.waiting, from)
+		return nil
+	}
+	return r.welcome(ctx, p)
+}
+
+// welcome completes a peer's handshake: the run id, the heartbeat
+// interval, the liveness timeout, a worker's execution deadline and the
+// metadata.
+func (r *distRun) welcome(ctx context.Context, p *peerState) error {
+	env := transport.Envelope{
+		Kind:    transport.KindWelcome,
+		Count:   uint32(r.d.s.heartbeat.Milliseconds()),
+		Attempt: uint32(r.d.s.liveness.Milliseconds()),
+		Payload: r.md,
+	}
+	if ts := r.tasks[p.taskType]; ts != nil {
+		env.ItemID = uint64(ts.spec.Timeout.Milliseconds())
+	}
+	p.welcomed = true
+	p.seen = r.tick
+	if err := r.post(ctx, p, env); err != nil {
+		return err
+	}
+	if p.role != transport.RoleCollector || r.peers[p.id] != p {
+		return nil
+	}
+	if r.ending {
+		// The collector that was told of the end was lost; this one
+		// confirms it instead, after its finished hook.
+		r.collectorBye = false
+		r.bye[p.id] = true
+		return r.post(ctx, p, transport.Envelope{Kind: transport.KindEnd})
+	}
+	if r.tracker.AllComplete() {
+		return r.startEnd(ctx)
+	}
+	return r.dispatchAll(ctx) // hand-out waited for a collector
+}
+
+func (r *distRun) onMetadata(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
+	if !r.d.s.waitMetadata {
+		return r.reject(ctx, from, transport.RejectUnexpected, "this distributor does not wait for metadata (see WithMetadata)")
+	}
+	if r.mdReady {
+		return r.reject(ctx, from, transport.RejectDuplicate, "metadata was already delivered")
+	}
+	if _, err := decodeMetadata(r.d.s.codec, env.Payload); err != nil {
+		return r.reject(ctx, from, transport.RejectUnexpected, "malformed metadata: %v", err)
+	}
+	r.tell(from, transport.Envelope{Kind: transport.KindMetadata})
+	r.d.log.Info("metadata received", "bytes", len(env.Payload))
+	return r.metadataArrived(ctx, env.Payload)
+}
+
+// metadataArrived initialises the tasks, welcomes the peers that waited and
+// starts handing out work.
+func (r *distRun) metadataArrived(ctx context.Context, payload []byte) error {
+	r.mdReady, r.md = true, payload
+	order, err := r.d.graph.TopoOrder()
+	if err != nil {
+		return err
+	}
+	for _, t := range order {
+		ts := r.tasks[t]
+		init, ok := ts.spec.Task.(TaskInitializer)
+		if !ok {
+			continue
+		}
+		md, err := decodeMetadata(r.d.s.codec, payload) // a map of its own per task
+		if err != nil {
+			return err
+		}
+		if err := protect(func() error { return init.Init(ctx, md) }); err != nil {
+			return fmt.Errorf("task %q: init: %w", t, err)
+		}
+	}
+	waiting := r.waiting
+	r.waiting = nil
+	for _, id := range waiting {
+		if p := r.peers[id]; p != nil {
+			if err := r.welcome(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envelope) error {
+	if p.role != transport.RoleWorker || !p.welcomed {
+		r.d.meter.ignore(r.d.log, "credit from a peer that is not a welcomed worker; dropped", "peer", p.id)
+		return nil
+	}
+	if env.Flags&transport.FlagDraining != 0 {
+		// The worker finishes what it holds and takes nothing more.
+		p.draining = true
+		r.d.log.Info("worker draining", "peer", p.id, "task_type", p.taskType)
+		return nil
+	}
+	// A later ready widens the worker's window; the whole window stays
+	// bounded, so a peer cannot make the distributor hold unbounded credit.
+	n := min(env.Count, maxWindow-p.window)
+	p.window += n
+	first := !p.announced
+	p.announced = true
+	if r.ending || p.draining {
+		return nil
+	}
+	ts := r.tasks[p.taskType]
+	for range n {
+		ts.slots = append(ts.slots, p.id)
+	}
+	if first {
+		r.ready++
+		if !r.quorumMet && r.ready >= r.d.s.quorum {
+			r.quorumMet = true
+			return r.dispatchAll(ctx) // every type may start
+		}
+	}
+	return r.dispatch(ctx, ts)
+}
+
+// heartbeat runs on every tick: it declares gone the peers silent for the
+// liveness timeout and sends a heartbeat to the others. A peer whose
+// backlog is not empty gets no heartbeat: it has messages waiting.
+func (r *distRun) heartbeat(ctx context.Context) error {
+	for id, at := range r.departed {
+		if r.tick-at <= r.timeoutTicks {
+			continue
+		}
+		delete(r.departed, id)
+		for _, f := range r.items {
+			if f.peer == id {
+				r.requeue(f)
+			}
+		}
+		if err := r.dispatchAll(ctx); err != nil {
+			return err
+		}
+	}
+	for _, p := range r.peers {
+		if !p.welcomed {
+			continue
+		}
+		if r.tick-p.seen > r.timeoutTicks {
+			if err := r.lose(ctx, p, fmt.Sprintf("silent for %v", r.d.s.liveness), false); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(p.out) == 0 {
+			if err := r.try(ctx, p, transport.Envelope{Kind: transport.KindHeartbeat, Run: r.runID}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *distRun) onBye(ctx context.Context, from transport.PeerID, p *peerState, env transport.Envelope) error {
+	var unfinished []uint64
+	if len(env.Payload) > 0 {
+		if err := r.d.s.codec.Unmarshal(env.Payload, &unfinished); err != nil {
+			r.d.meter.ignore(r.d.log, "malformed list of unfinished items in a goodbye", "peer", from, "err", err)
+			unfinished = nil
+		}
+	}
+	// Confirm, so the peer knows the goodbye arrived before it closes.
+	defer r.tell(from, transport.Envelope{Kind: transport.KindBye})
+	// The items it will not finish go out again, to other workers.
+	var retried []*taskState
+	for _, id := range unfinished {
+		if f := r.items[id]; f != nil && f.peer == from {
+			r.requeue(f)
+			retried = append(retried, f.ts)
+		}
+	}
+	switch {
+	case p == nil:
+		// A second goodbye, with items that crossed the first one.
+	case r.ending:
+		if from == r.collector {
+			r.collectorBye = true
+		}
+		delete(r.bye, from)
+		delete(r.peers, from)
+		delete(r.backlog, p)
+		if from == r.collector {
+			r.collector = ""
+		}
+		return nil
+	default:
+		r.d.log.Info("peer left", "peer", from, "role", p.role, "task_type", p.taskType, "items_handed_back", len(unfinished))
+		if err := r.lose(ctx, p, "it said goodbye", true); err != nil {
+			return err
+		}
+	}
+	for _, ts := range retried {
+		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lose forgets a peer. A worker's items go to other workers: all of them
+// when it vanished, none when it said goodbye (its goodbye lists those it
+// did not finish; the results of the others are on their way to the
+// collector). When the collector is lost, every item in flight is handed
+// out again once a collector joins: its result may have been lost with it.
+func (r *distRun) lose(ctx context.Context, p *peerState, why string, clean bool) error {
+	if r.peers[p.id] != p {
+		return nil // already lost
+	}
+	delete(r.peers, p.id)
+	delete(r.backlog, p)
+	wasExpected := r.bye[p.id]
+	delete(r.bye, p.id)
+	if !clean {
+		r.d.meter.peersLost.Add(1)
+	}
+	if p.role == transport.RoleCollector {
+		if r.collector == p.id {
+			r.collector = ""
+		}
+		if r.ending {
+			if wasExpected {
+				r.d.log.Warn("the collector was lost before it confirmed the end; every item was acknowledged", "peer", p.id, "why", why)
+				r.collectorBye = true
+			}
+			return nil
+		}
+		r.d.log.Warn("collector lost: items in flight go out again once a collector joins", "peer", p.id, "why", why, "in_flight", len(r.items))
+		for _, f := range r.items {
+			if f.queued {
+				continue
+			}
+			// A live worker still executes this attempt: its credit
+			// returns now, as the item is handed out again.
+			if w := r.peers[f.peer]; w != nil && !w.draining && !r.ending {
+				f.ts.slots = append(f.ts.slots, f.peer)
+			}
+			r.requeue(f)
+		}
+		return nil
+	}
+	if !clean || r.ending {
+		lvl := "worker lost"
+		if r.ending {
+			lvl = "worker lost at the end of the run"
+		}
+		r.d.log.Warn(lvl, "peer", p.id, "task_type", p.taskType, "why", why)
+	}
+	if clean {
+		// The results of its other items are on their way to the
+		// collector, and items that crossed its goodbye come in a second
+		// one. Whatever is neither by the liveness timeout goes out again.
+		r.departed[p.id] = r.tick
+		return nil
+	}
+	var retried []*taskState
+	for _, f := range r.items {
+		if f.peer == p.id {
+			r.requeue(f)
+			retried = append(retried, f.ts)
+		}
+	}
+	for _, ts := range retried {
+		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
