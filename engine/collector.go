@@ -167,6 +167,7 @@ func (c *Collector) run(ctx context.Context) error {
 		conn:  dist,
 		hello: transport.Envelope{Kind: transport.KindHello, Role: transport.RoleCollector},
 		codec: c.s.codec, log: c.log, meter: &c.meter,
+		standby: true, // a collector started while another is connected takes over when it leaves
 	}
 	var (
 		run  uint64   // the run this collector takes part in
@@ -211,6 +212,7 @@ func (c *Collector) run(ctx context.Context) error {
 			return nil
 		case errors.Is(err, errGone):
 			c.log.Warn("the distributor took this collector for gone; it joins again")
+			sess.standby = false // if another took its place, it was replaced
 			md, err = sess.join(ctx)
 		case errors.Is(err, ErrDistributorLost):
 			md, err = sess.rejoin(ctx, c.s.rejoin, err)

@@ -137,7 +137,11 @@ func (r *distRun) tell(to transport.PeerID, env transport.Envelope) {
 
 func (r *distRun) reject(ctx context.Context, to transport.PeerID, code transport.RejectCode, format string, args ...any) error {
 	reason := fmt.Sprintf(format, args...)
-	r.d.log.Warn("handshake rejected", "peer", to, "reason", reason)
+	// Sparingly: a standby collector asks again every second.
+	r.rejected++
+	if n := r.rejected; n <= 10 || n&(n-1) == 0 {
+		r.d.log.Warn("handshake rejected", "peer", to, "reason", reason, "rejected_total", n)
+	}
 	r.tell(to, transport.Envelope{Kind: transport.KindReject, Count: uint32(code), Payload: []byte(reason)})
 	return nil
 }

@@ -36,6 +36,8 @@ type session struct {
 	codec transport.Codec
 	log   *slog.Logger
 	meter *meter
+	// standby: a collector waits while another is connected.
+	standby bool
 
 	// From the welcome.
 	run      uint64
@@ -52,21 +54,35 @@ type session struct {
 }
 
 // join says hello, again every helloRetry, until the distributor welcomes,
-// refuses or ends; it returns the run's metadata.
+// refuses or ends; it returns the run's metadata. A session with standby
+// set takes "a collector is already connected" for "not yet" and waits for
+// that collector to leave.
 func (s *session) join(ctx context.Context) (Metadata, error) {
 	s.run = 0
+	waited := false
 	for {
 		if err := s.conn.Send(ctx, s.hello); err != nil {
 			return nil, fmt.Errorf("send hello: %w", err)
 		}
 		actx, cancel := context.WithTimeout(ctx, helloRetry)
 		md, err := s.awaitWelcome(actx)
+		if s.standby && errors.Is(err, errOccupied) {
+			if !waited {
+				s.log.Warn("another collector is connected; standing by until it leaves")
+				waited = true
+			}
+			<-actx.Done() // ask again after helloRetry
+			err = actx.Err()
+		}
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return md, err
 		}
 	}
 }
+
+// errOccupied: the distributor has a collector already.
+var errOccupied = errors.New("engine: a collector is already connected")
 
 func (s *session) awaitWelcome(ctx context.Context) (Metadata, error) {
 	for {
@@ -87,8 +103,13 @@ func (s *session) awaitWelcome(ctx context.Context) (Metadata, error) {
 			s.heard.Store(s.tick.Load())
 			return md, nil
 		case transport.KindReject:
-			if transport.RejectCode(env.Count) == transport.RejectGone {
+			switch transport.RejectCode(env.Count) {
+			case transport.RejectGone:
 				continue // an answer to a message of an earlier membership
+			case transport.RejectDuplicate:
+				if s.standby {
+					return nil, errOccupied
+				}
 			}
 			return nil, rejectError(env)
 		case transport.KindEnd:

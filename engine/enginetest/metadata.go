@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,7 +100,7 @@ func testMetadataRejectedWhenNotAwaited(t *testing.T, s Suite) {
 	assert.ErrorIs(t, <-dErr, context.Canceled)
 }
 
-func testSecondMetadataAndSecondCollectorRejected(t *testing.T, s Suite) {
+func testSecondMetadataRejectedSecondCollectorStandsBy(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
 	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(1)}}, engine.WithMetadata())
 	fetch := func(ctx context.Context) (engine.Metadata, error) { return engine.Metadata{"a": 1}, nil }
@@ -113,25 +114,33 @@ func testSecondMetadataAndSecondCollectorRejected(t *testing.T, s Suite) {
 	require.NoError(t, src1.Run(ctx))
 	assert.ErrorIs(t, src2.Run(ctx), engine.ErrRejected)
 
-	// The first collector joins; the second is turned away.
-	joined := make(chan struct{})
-	c1, err := engine.NewCollector(ep, newRecorder(), engine.WithCollectorInit(func(ctx context.Context, md engine.Metadata) error {
-		close(joined)
-		return nil
-	}))
+	// The first collector joins; the second stands by until it leaves,
+	// then takes its place.
+	c1, err := engine.NewCollector(ep, newRecorder())
 	require.NoError(t, err)
-	go func() { c1Err <- c1.Run(ctx) }()
-	<-joined
+	c1ctx, stopC1 := context.WithCancel(ctx)
+	go func() { c1Err <- c1.Run(c1ctx) }()
+	<-c1.Joined()
 	// The second binds its own endpoint but shares the distributor.
 	ep2 := ep
 	ep2.Collector = s.NewEndpoints(t).Collector
 	c2, err := engine.NewCollector(ep2, newRecorder())
 	require.NoError(t, err)
-	err = c2.Run(ctx)
-	assert.ErrorIs(t, err, engine.ErrRejected)
+	c2Err := make(chan error, 1)
+	go func() { c2Err <- c2.Run(ctx) }()
+	select {
+	case <-c2.Joined():
+		t.Fatal("a second collector joined while the first was connected")
+	case err := <-c2Err:
+		t.Fatalf("the second collector gave up: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	stopC1()
+	assert.ErrorIs(t, <-c1Err, context.Canceled)
+	require.True(t, waitFor(c2.Joined(), 10*time.Second), "the standby collector takes over")
 	cancel()
 	assert.ErrorIs(t, <-dErr, context.Canceled)
-	assert.ErrorIs(t, <-c1Err, context.Canceled)
+	assert.ErrorIs(t, <-c2Err, context.Canceled)
 }
 
 func testMetadataFetchErrorIsReturned(t *testing.T, s Suite) {

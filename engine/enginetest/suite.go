@@ -39,7 +39,7 @@ func Run(t *testing.T, s Suite) {
 		{"LoggingIsQuietUnlessDebug", testLoggingIsQuietUnlessDebug},
 		{"MetadataReachesEveryoneBeforeWork", testMetadataReachesEveryoneBeforeWork},
 		{"MetadataRejectedWhenNotAwaited", testMetadataRejectedWhenNotAwaited},
-		{"SecondMetadataAndSecondCollectorRejected", testSecondMetadataAndSecondCollectorRejected},
+		{"SecondMetadataRejectedSecondCollectorStandsBy", testSecondMetadataRejectedSecondCollectorStandsBy},
 		{"MetadataFetchErrorIsReturned", testMetadataFetchErrorIsReturned},
 		{"SingleWorkerCollectsEveryItemOnce", testSingleWorkerCollectsEveryItemOnce},
 		{"LoadIsBalancedBetweenTwoWorkers", testLoadIsBalancedBetweenTwoWorkers},
@@ -58,6 +58,13 @@ func Run(t *testing.T, s Suite) {
 		{"LateWorkerDoesNotHoldUpRunAll", testLateWorkerDoesNotHoldUpRunAll},
 		{"HostilePeerDoesNotStopTheRun", testHostilePeerDoesNotStopTheRun},
 		{"QuorumHoldsWorkUntilEnoughWorkersJoined", testQuorumHoldsWorkUntilEnoughWorkersJoined},
+		{"WorkerKilledMidRun", testWorkerKilledMidRun},
+		{"SilentWorkerIsTakenForGone", testSilentWorkerIsTakenForGone},
+		{"StalledWorkerComesBackAndJoinsAgain", testStalledWorkerComesBackAndJoinsAgain},
+		{"DuplicatedMessagesAreHandledOnce", testDuplicatedMessagesAreHandledOnce},
+		{"CollectorKilledAndReplaced", testCollectorKilledAndReplaced},
+		{"DistributorLost", testDistributorLost},
+		{"NoDeadlockByConfiguration", testNoDeadlockByConfiguration},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, s) })
