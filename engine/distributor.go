@@ -27,6 +27,8 @@ type Distributor struct {
 	started atomic.Bool
 	binding binding
 	meter   meter
+
+	done, produced atomic.Int64 // the run's progress, for Progress
 }
 
 // NewDistributor validates the tasks, their dependency graph, the
@@ -86,6 +88,11 @@ func (d *Distributor) Addr() string {
 // ignored. Safe to call concurrently with Run.
 func (d *Distributor) Stats() Stats { return d.meter.stats() }
 
+// Progress returns how many items of the run are complete (acknowledged,
+// succeeded or failed for good) and how many its tasks produced so far.
+// Safe to call concurrently with Run.
+func (d *Distributor) Progress() (done, produced int64) { return d.done.Load(), d.produced.Load() }
+
 // Run binds the distributor endpoint and runs the pipeline: it returns nil
 // once every task type is complete, the collector's finished hook ran and
 // the workers confirmed the end (or DefaultEndGrace passed); an error
@@ -117,7 +124,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 	r.alarm.stop()
 	if err != nil {
 		r.abort(ctx, err)
-		done, produced := r.progress()
+		done, produced := d.Progress()
 		if ctx.Err() != nil {
 			return fmt.Errorf("distributor: stopped before the run completed (%d items done of %d produced): %w", done, produced, context.Cause(ctx))
 		}
@@ -138,7 +145,6 @@ type distRun struct {
 	peers   map[transport.PeerID]*peerState
 	items   map[uint64]*flight // produced, not yet complete
 	nextID  uint64
-	done    int // items complete
 
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
@@ -205,9 +211,6 @@ func newRunID() uint64 {
 
 // runName is how logs show a run id.
 func runName(id uint64) string { return fmt.Sprintf("%016x", id) }
-
-// progress returns how many items are complete and how many were produced.
-func (r *distRun) progress() (done, produced int) { return r.done, int(r.nextID) }
 
 func (r *distRun) run(ctx context.Context) error {
 	r.alarm.parent = ctx

@@ -45,7 +45,8 @@ func (r *distRun) abort(ctx context.Context, cause error) {
 	reason := cause.Error()
 	if ctx.Err() != nil {
 		reason = "the distributor was stopped"
-		r.d.log.Info("run stopped before it completed", "done", r.done, "produced", r.nextID)
+		done, produced := r.d.Progress()
+		r.d.log.Info("run stopped before it completed", "done", done, "produced", produced)
 	} else {
 		r.d.log.Error("run aborted", "err", cause)
 	}

@@ -118,6 +118,7 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 		return nil, fmt.Errorf("task %q: encode item payload with %s: %w", ts.spec.Type, r.d.s.codec.Name(), err)
 	}
 	r.nextID++
+	r.d.produced.Add(1)
 	f := &flight{id: r.nextID, ts: ts, attempt: 1, payload: payload}
 	r.items[f.id] = f
 	ts.inflight++
@@ -185,7 +186,7 @@ func (r *distRun) complete(ctx context.Context, f *flight, env transport.Envelop
 	delete(r.items, f.id)
 	f.done = true
 	ts.inflight--
-	r.done++
+	r.d.done.Add(1)
 	failed := env.Flags&transport.FlagFailed != 0
 	if failed {
 		ts.failed++

@@ -60,6 +60,11 @@ type Worker struct {
 	joined   *signal
 	meter    meter
 
+	drainCtx     context.Context // ends when Drain is called
+	requestDrain context.CancelFunc
+	drainOnce    sync.Once
+	graceNanos   atomic.Int64
+
 	executed atomic.Int64
 }
 
@@ -89,11 +94,13 @@ func NewWorker(ep Endpoints, taskType string, h Handler, opts ...WorkerOption) (
 			return nil, err
 		}
 	}
-	return &Worker{
+	w := &Worker{
 		ep: ep, taskType: taskType, handler: h, s: s,
 		log:    s.logger.With("component", "worker", "task_type", taskType),
 		joined: newSignal(),
-	}, nil
+	}
+	w.drainCtx, w.requestDrain = context.WithCancel(context.Background())
+	return w, nil
 }
 
 // TaskType returns the task type the worker executes.
@@ -102,6 +109,21 @@ func (w *Worker) TaskType() string { return w.taskType }
 // Executed returns the number of items this worker finished (succeeded or
 // failed) so far. Safe to call concurrently with Run.
 func (w *Worker) Executed() int64 { return w.executed.Load() }
+
+// Drain asks the worker to leave gracefully, as operators expect of a
+// SIGTERM: it takes no more items, finishes those it holds (for up to
+// grace; then it interrupts them, and they go to other workers), says
+// goodbye, and its Run returns nil. Calling it again changes nothing; a
+// worker asked to drain before it joined leaves when it joins. Safe to
+// call concurrently with Run.
+func (w *Worker) Drain(grace time.Duration) {
+	w.drainOnce.Do(func() {
+		w.graceNanos.Store(int64(max(grace, 0)))
+		w.requestDrain()
+	})
+}
+
+func (w *Worker) grace() time.Duration { return time.Duration(w.graceNanos.Load()) }
 
 // Joined returns a channel that is closed once the distributor welcomed
 // the worker, before its init hooks run. It is never closed if Run ends
@@ -140,11 +162,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		hello: transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: w.taskType, Count: uint32(w.s.concurrency)},
 		codec: w.s.codec, log: w.log, meter: &w.meter,
 	}
-	md, err := sess.join(ctx)
+	md, err := w.join(ctx, sess)
 	for {
 		switch {
 		case errors.Is(err, errRunOver):
 			w.log.Info("the run was already over when this worker joined")
+			return nil
+		case err != nil && w.drainCtx.Err() != nil && ctx.Err() == nil:
+			w.log.Info("drained before it joined a run")
 			return nil
 		case err != nil:
 			if ctx.Err() != nil {
@@ -161,7 +186,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case errors.Is(err, errGone):
 			// Its items already went to other workers: it dropped them.
 			w.log.Warn("the distributor took this worker for gone; it dropped what it held and joins again")
-			md, err = sess.join(ctx)
+			md, err = w.join(ctx, sess)
 		case errors.Is(err, ErrDistributorLost):
 			md, err = sess.rejoin(ctx, w.s.rejoin, err)
 		default:
@@ -171,6 +196,15 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("worker %q: %w", w.taskType, err)
 		}
 	}
+}
+
+// join joins the distributor's run, unless the worker is asked to drain
+// first.
+func (w *Worker) join(ctx context.Context, sess *session) (Metadata, error) {
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(w.drainCtx, cancel)()
+	return sess.join(jctx)
 }
 
 type workerRun struct {
@@ -249,7 +283,14 @@ func (r *workerRun) run(ctx context.Context) error {
 	}
 	w.log.Info("worker ready", "run", runName(r.sess.run), "concurrency", w.s.concurrency, "prefetch", prefetch, "max_prefetch", maxPrefetch)
 
-	err := r.loop(ctx, jobs)
+	loopCtx, stopLoop := context.WithCancelCause(ctx)
+	defer stopLoop(nil)
+	drainer := context.AfterFunc(w.drainCtx, func() { stopLoop(errDraining) })
+	defer drainer()
+	err := r.loop(loopCtx, jobs)
+	if errors.Is(context.Cause(loopCtx), errDraining) && ctx.Err() == nil {
+		return r.drain(ctx, cancel, stop)
+	}
 	if err != nil {
 		cancel(err)
 	}
@@ -266,6 +307,27 @@ func (r *workerRun) run(ctx context.Context) error {
 		r.leave(ctx)
 	}
 	return err
+}
+
+// errDraining stops the loop of a worker asked to drain.
+var errDraining = errors.New("engine: worker draining")
+
+// drain finishes a worker asked to leave: it takes no more items, lets its
+// goroutines finish those it holds within the grace period, interrupts
+// them after it, and says goodbye with what is left, which goes to other
+// workers.
+func (r *workerRun) drain(ctx context.Context, cancel context.CancelCauseFunc, stop func()) error {
+	w := r.w
+	w.log.Info("draining: finishing the items held", "grace", w.grace())
+	if err := r.sess.send(ctx, transport.Envelope{Kind: transport.KindReady, Flags: transport.FlagDraining}); err != nil {
+		w.log.Warn("could not tell the distributor this worker drains", "err", err)
+	}
+	graceOver := time.AfterFunc(w.grace(), func() { cancel(errors.New("engine: grace period over")) })
+	stop() // the goroutines take what is queued, then end
+	graceOver.Stop()
+	r.leave(context.WithoutCancel(ctx))
+	w.log.Info("drained", "executed", w.executed.Load())
+	return nil
 }
 
 // loop receives items until the end of the run.

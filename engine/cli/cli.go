@@ -11,6 +11,10 @@
 //	-types TYPE,...  worker types this process runs   ZMQPIPELINE_TYPES
 //	-workers N       workers of each type             ZMQPIPELINE_WORKERS
 //	-quorum N        distributor: wait for N workers  ZMQPIPELINE_QUORUM
+//	-heartbeat D     distributor: heartbeat interval  ZMQPIPELINE_HEARTBEAT
+//	-liveness D      distributor: liveness timeout    ZMQPIPELINE_LIVENESS
+//	-rejoin D        wait for a lost distributor      ZMQPIPELINE_REJOIN
+//	-grace D         worker: time to drain on SIGTERM ZMQPIPELINE_GRACE
 //	-log LEVEL       debug, info, warn or error       ZMQPIPELINE_LOG
 //
 // A flag beats its environment variable. The endpoints default to
@@ -25,13 +29,16 @@
 //
 // # Signals and exit codes
 //
-// The first SIGINT or SIGTERM stops the process's components gracefully: a
-// worker hands back the items it holds, a distributor tells its peers the
-// run was aborted. A second one exits at once. Main exits with ExitOK when
-// the run completed, ExitFailed when something failed, ExitUsage for bad
-// flags or configuration (nothing ran), ExitAborted when the distributor
-// (in another process) ended the run early, and ExitStopped when a signal
-// stopped the process before the run completed.
+// The first SIGINT or SIGTERM drains a worker process: its workers take no
+// more items, finish those they hold (for up to -grace, then they hand the
+// rest back), say goodbye, and the process exits with ExitOK. Any other
+// process stops: a distributor tells its peers the run was aborted, and
+// says how far the run got. A second signal exits at once. Main exits with
+// ExitOK when the run completed (or a worker process drained), ExitFailed
+// when something failed, ExitUsage for bad flags or configuration (nothing
+// ran), ExitAborted when the distributor (in another process) ended the run
+// early, and ExitStopped when a signal stopped the process before the run
+// completed.
 package cli
 
 import (
@@ -88,8 +95,15 @@ const (
 	EnvTypes       = "ZMQPIPELINE_TYPES"
 	EnvWorkers     = "ZMQPIPELINE_WORKERS"
 	EnvQuorum      = "ZMQPIPELINE_QUORUM"
+	EnvHeartbeat   = "ZMQPIPELINE_HEARTBEAT"
+	EnvLiveness    = "ZMQPIPELINE_LIVENESS"
+	EnvRejoin      = "ZMQPIPELINE_REJOIN"
+	EnvGrace       = "ZMQPIPELINE_GRACE"
 	EnvLog         = "ZMQPIPELINE_LOG"
 )
+
+// DefaultGrace is how long a worker process drains on SIGTERM by default.
+const DefaultGrace = 30 * time.Second
 
 // Pipeline is what a program's roles are built from. A process builds the
 // components of its role only.
@@ -138,6 +152,14 @@ type Config struct {
 	Workers int
 	// Quorum makes the distributor wait for that many workers (0: none).
 	Quorum int
+	// Heartbeat and Liveness set the distributor's engine.WithHeartbeat
+	// (0: the defaults).
+	Heartbeat, Liveness time.Duration
+	// Rejoin is how long workers and collectors wait for a lost
+	// distributor to come back (engine.WithRejoin; 0: they stop).
+	Rejoin time.Duration
+	// Grace bounds how long a worker process drains on its first signal.
+	Grace time.Duration
 	// Logger logs to stderr at the -log level; every component gets it.
 	Logger *slog.Logger
 }
@@ -168,52 +190,67 @@ type Process struct {
 // tells build whether to open what only one role needs (a database for
 // the collector, say).
 func Main(build func(*Config) (*Pipeline, error)) {
-	ctx, stop := signalContext()
-	_, err := Run(ctx, flag.CommandLine, os.Args[1:], build)
-	stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	_, err := run(context.Background(), flag.CommandLine, os.Args[1:], build, sigs)
+	signal.Stop(sigs)
 	code := ExitCode(err)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		name := filepath.Base(os.Args[0])
-		switch code {
-		case ExitStopped:
-			fmt.Fprintf(os.Stderr, "%s: stopped by a signal before the run completed (%v)\n", name, err)
-		case ExitUsage:
+		if code == ExitUsage {
 			fmt.Fprintf(os.Stderr, "%s: %v\n(run with -h for the flags)\n", name, err)
-		default:
+		} else {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		}
 	}
 	os.Exit(code)
 }
 
-// signalContext ends on the first SIGINT or SIGTERM; a second one exits
-// the process at once.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case s := <-sigs:
-			fmt.Fprintf(os.Stderr, "%s: %v: stopping (send it again to exit at once)\n", filepath.Base(os.Args[0]), s)
-			cancel()
-		case <-done:
-			return
+// StoppedError says that a signal stopped the process before its run
+// completed, and, in a process that ran the distributor, how far the run
+// got.
+type StoppedError struct {
+	Signal os.Signal
+	// Done and Produced are the distributor's Progress; both are 0 in a
+	// process without the distributor.
+	Done, Produced int64
+	hasProgress    bool
+}
+
+// Error names the signal, and the progress when it is known.
+func (e *StoppedError) Error() string {
+	msg := fmt.Sprintf("stopped by %v before the run completed", e.Signal)
+	if e.hasProgress {
+		msg += fmt.Sprintf(" (%d items done of %d produced)", e.Done, e.Produced)
+	}
+	return msg
+}
+
+// watchSignals handles the process's signals while proc runs: the first
+// SIGINT or SIGTERM drains the workers of a worker process (they finish
+// what they hold, within cfg.Grace, and the process exits 0) and stops any
+// other process; a second exits at once. It returns when done closes.
+func watchSignals(sigs <-chan os.Signal, done <-chan struct{}, proc *Process, stop context.CancelCauseFunc) {
+	name := filepath.Base(os.Args[0])
+	select {
+	case s := <-sigs:
+		if proc.Config.Role == RoleWorker {
+			fmt.Fprintf(os.Stderr, "%s: %v: draining: finishing the items held, for up to %v (send it again to exit at once)\n", name, s, proc.Config.Grace)
+			for _, w := range proc.Workers {
+				w.Drain(proc.Config.Grace)
+			}
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %v: stopping (send it again to exit at once)\n", name, s)
+			stop(&StoppedError{Signal: s})
 		}
-		select {
-		case s := <-sigs:
-			fmt.Fprintf(os.Stderr, "%s: second %v: exiting now\n", filepath.Base(os.Args[0]), s)
-			os.Exit(ExitStopped)
-		case <-done:
-		}
-	})
-	return ctx, func() {
-		signal.Stop(sigs)
-		close(done)
-		wg.Wait()
-		cancel()
+	case <-done:
+		return
+	}
+	select {
+	case s := <-sigs:
+		fmt.Fprintf(os.Stderr, "%s: second %v: exiting now\n", name, s)
+		os.Exit(ExitStopped)
+	case <-done:
 	}
 }
 
@@ -226,7 +263,7 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, engine.ErrAborted):
 		return ExitAborted
-	case errors.Is(err, context.Canceled):
+	case errors.As(err, new(*StoppedError)), errors.Is(err, context.Canceled):
 		return ExitStopped
 	}
 	return ExitFailed
@@ -236,6 +273,7 @@ func ExitCode(err error) int {
 type flags struct {
 	role, distributor, collector, types, log string
 	workers, quorum                          int
+	heartbeat, liveness, rejoin, grace       time.Duration
 }
 
 // register adds the flags to fs.
@@ -246,6 +284,10 @@ func (f *flags) register(fs *flag.FlagSet, name string) {
 	fs.StringVar(&f.types, "types", "", "comma-separated worker types this process runs; all if empty (env "+EnvTypes+")")
 	fs.IntVar(&f.workers, "workers", 1, "workers of each type this process runs (env "+EnvWorkers+")")
 	fs.IntVar(&f.quorum, "quorum", 0, "distributor: hand out nothing until this many workers joined (env "+EnvQuorum+")")
+	fs.DurationVar(&f.heartbeat, "heartbeat", engine.DefaultHeartbeat, "distributor: how often it and its peers send each other a heartbeat (env "+EnvHeartbeat+")")
+	fs.DurationVar(&f.liveness, "liveness", engine.DefaultLivenessTimeout, "distributor: silence after which a peer, or the distributor, is taken for gone (env "+EnvLiveness+")")
+	fs.DurationVar(&f.rejoin, "rejoin", 0, "worker, collector: how long to wait for a lost distributor to come back; 0 stops at once (env "+EnvRejoin+")")
+	fs.DurationVar(&f.grace, "grace", DefaultGrace, "worker: on SIGINT or SIGTERM, how long to finish the items held before handing back the rest (env "+EnvGrace+")")
 	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
 }
 
@@ -257,28 +299,40 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		flag, env string
 		str       *string
 		num       *int
+		dur       *time.Duration
 	}{
-		{"role", EnvRole, &f.role, nil},
-		{"distributor", EnvDistributor, &f.distributor, nil},
-		{"collector", EnvCollector, &f.collector, nil},
-		{"types", EnvTypes, &f.types, nil},
-		{"workers", EnvWorkers, nil, &f.workers},
-		{"quorum", EnvQuorum, nil, &f.quorum},
-		{"log", EnvLog, &f.log, nil},
+		{"role", EnvRole, &f.role, nil, nil},
+		{"distributor", EnvDistributor, &f.distributor, nil, nil},
+		{"collector", EnvCollector, &f.collector, nil, nil},
+		{"types", EnvTypes, &f.types, nil, nil},
+		{"workers", EnvWorkers, nil, &f.workers, nil},
+		{"quorum", EnvQuorum, nil, &f.quorum, nil},
+		{"heartbeat", EnvHeartbeat, nil, nil, &f.heartbeat},
+		{"liveness", EnvLiveness, nil, nil, &f.liveness},
+		{"rejoin", EnvRejoin, nil, nil, &f.rejoin},
+		{"grace", EnvGrace, nil, nil, &f.grace},
+		{"log", EnvLog, &f.log, nil, nil},
 	} {
 		val, ok := os.LookupEnv(v.env)
 		if given[v.flag] || !ok || val == "" {
 			continue
 		}
-		if v.str != nil {
+		switch {
+		case v.str != nil:
 			*v.str = val
-			continue
+		case v.num != nil:
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return fmt.Errorf("%w: %s=%q is not a number", ErrUsage, v.env, val)
+			}
+			*v.num = n
+		default:
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				return fmt.Errorf("%w: %s=%q is not a duration (such as 500ms or 30s)", ErrUsage, v.env, val)
+			}
+			*v.dur = d
 		}
-		n, err := strconv.Atoi(val)
-		if err != nil {
-			return fmt.Errorf("%w: %s=%q is not a number", ErrUsage, v.env, val)
-		}
-		*v.num = n
 	}
 	return nil
 }
@@ -290,6 +344,10 @@ func (f *flags) config() (*Config, error) {
 		Endpoints: engine.Endpoints{Distributor: f.distributor, Collector: f.collector},
 		Workers:   f.workers,
 		Quorum:    f.quorum,
+		Heartbeat: f.heartbeat,
+		Liveness:  f.liveness,
+		Rejoin:    f.rejoin,
+		Grace:     f.grace,
 	}
 	if !slices.Contains(roles, c.Role) {
 		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker or metadata", ErrUsage, f.role)
@@ -299,6 +357,9 @@ func (f *flags) config() (*Config, error) {
 	}
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: -quorum %d: want 0 or more", ErrUsage, c.Quorum)
+	}
+	if c.Rejoin < 0 || c.Grace < 0 {
+		return nil, fmt.Errorf("%w: -rejoin %v, -grace %v: want 0 or more", ErrUsage, c.Rejoin, c.Grace)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.log)); err != nil {
@@ -327,6 +388,11 @@ func (f *flags) config() (*Config, error) {
 // flags and returns flag.ErrHelp. Errors about the command line or the
 // configuration wrap ErrUsage or engine.ErrInvalidConfig.
 func Run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Config) (*Pipeline, error)) (*Process, error) {
+	return run(ctx, fs, args, build, nil)
+}
+
+// run is Run; with sigs, it handles the process's signals (watchSignals).
+func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Config) (*Pipeline, error), sigs <-chan os.Signal) (*Process, error) {
 	if build == nil {
 		return nil, fmt.Errorf("%w: nil build function", ErrUsage)
 	}
@@ -361,7 +427,24 @@ func Run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Confi
 	}
 	cfg.Logger.Info("running", "role", cfg.Role, "distributor", cfg.Endpoints.Distributor, "collector", cfg.Endpoints.Collector,
 		"workers", len(proc.Workers))
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if sigs != nil {
+		done := make(chan struct{})
+		var watcher sync.WaitGroup
+		watcher.Go(func() { watchSignals(sigs, done, proc, stop) })
+		defer watcher.Wait()
+		defer close(done)
+	}
 	if err := proc.run(ctx); err != nil {
+		var stopped *StoppedError
+		if errors.As(context.Cause(ctx), &stopped) {
+			if d := proc.Distributor; d != nil {
+				stopped.Done, stopped.Produced = d.Progress()
+				stopped.hasProgress = true
+			}
+			return proc, stopped
+		}
 		return proc, err
 	}
 	if p.Done != nil {

@@ -25,6 +25,7 @@ func assemble(cfg *Config, p *Pipeline) (*Process, error) {
 		if cfg.Quorum > 0 {
 			opts = append(opts, engine.WithQuorum(cfg.Quorum))
 		}
+		opts = append(opts, engine.WithHeartbeat(cfg.Heartbeat, cfg.Liveness))
 		if proc.Distributor, err = engine.NewDistributor(cfg.Endpoints, p.Tasks, opts...); err != nil {
 			return nil, err
 		}
@@ -33,7 +34,7 @@ func assemble(cfg *Config, p *Pipeline) (*Process, error) {
 		if p.Collector == nil {
 			return nil, fmt.Errorf("%w: the pipeline has no collector (Pipeline.Collector)", ErrUsage)
 		}
-		opts := append([]engine.CollectorOption{logger}, p.CollectorOptions...)
+		opts := append([]engine.CollectorOption{logger, engine.WithRejoin(cfg.Rejoin)}, p.CollectorOptions...)
 		if proc.Collector, err = engine.NewCollector(cfg.Endpoints, p.Collector, opts...); err != nil {
 			return nil, err
 		}
@@ -58,7 +59,7 @@ func assemble(cfg *Config, p *Pipeline) (*Process, error) {
 			return nil, fmt.Errorf("%w: -role worker: the pipeline has no workers (Pipeline.Workers)", ErrUsage)
 		}
 		for _, k := range kinds {
-			opts := append([]engine.WorkerOption{logger}, k.Options...)
+			opts := append([]engine.WorkerOption{logger, engine.WithRejoin(cfg.Rejoin)}, k.Options...)
 			for range cfg.Workers {
 				w, err := engine.NewWorker(cfg.Endpoints, k.Type, k.Handler, opts...)
 				if err != nil {

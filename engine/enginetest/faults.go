@@ -308,3 +308,48 @@ func testNoDeadlockByConfiguration(t *testing.T, s Suite) {
 	rec.requireEachOnce(t, "calc", items)
 	assert.Len(t, rec.failures, items)
 }
+
+func testDrainFinishesWhatTheWorkerHolds(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	const items = 200
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}}, engine.WithQuorum(2))
+	h, took := counting(4, func(ctx context.Context, job *engine.Job) (any, error) {
+		time.Sleep(10 * time.Millisecond)
+		return echo(ctx, job)
+	})
+	leaving := newWorker(t, ep, "calc", h, engine.WithConcurrency(2), engine.WithPrefetch(4))
+	steady := newWorker(t, ep, "calc", slowly)
+	ctx := testCtx(t)
+	errs := runRest(ctx, d, rec.collector(t, ep), steady)
+	leavingErr := runRest(ctx, leaving)
+	require.True(t, waitFor(took, 10*time.Second))
+	leaving.Drain(10 * time.Second)
+	require.NoError(t, <-leavingErr, "a drained worker's Run returns nil")
+	done := leaving.Executed()
+	requireAllNil(t, errs, 3)
+	rec.requireEachOnce(t, "calc", items)
+	assert.GreaterOrEqual(t, done, int64(4), "it finished the items it held")
+	assert.Equal(t, done, leaving.Executed(), "and took no more after it was asked to drain")
+}
+
+func testDrainGraceIsBounded(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	const items = 50
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items)}}, engine.WithQuorum(2))
+	stuck, holding := stuckWorker(t, ep, "calc", engine.WithConcurrency(2))
+	steady := newWorker(t, ep, "calc", slowly)
+	ctx := testCtx(t)
+	errs := runRest(ctx, d, rec.collector(t, ep), steady)
+	stuckErr := runRest(ctx, stuck)
+	require.True(t, waitFor(holding, 10*time.Second))
+	start := time.Now()
+	stuck.Drain(50 * time.Millisecond)
+	require.NoError(t, <-stuckErr)
+	assert.Less(t, time.Since(start), 5*time.Second, "the grace bounds the drain")
+	requireAllNil(t, errs, 3)
+	rec.requireEachOnce(t, "calc", items)
+	assert.Zero(t, stuck.Executed(), "what it could not finish went to the other worker")
+	assert.Positive(t, d.Stats().Redelivered)
+}

@@ -65,6 +65,8 @@ func Run(t *testing.T, s Suite) {
 		{"CollectorKilledAndReplaced", testCollectorKilledAndReplaced},
 		{"DistributorLost", testDistributorLost},
 		{"NoDeadlockByConfiguration", testNoDeadlockByConfiguration},
+		{"DrainFinishesWhatTheWorkerHolds", testDrainFinishesWhatTheWorkerHolds},
+		{"DrainGraceIsBounded", testDrainGraceIsBounded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, s) })

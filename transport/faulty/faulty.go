@@ -133,8 +133,13 @@ func (t *Transport) Cut() {
 	t.cut = true
 	eps := append([]*endpoint(nil), t.endpoints...)
 	t.mu.Unlock()
+	// Every endpoint goes silent before any closes: a component that sees
+	// one connection close must not get a last word out on another.
 	for _, e := range eps {
-		e.cutOff()
+		e.silence()
+	}
+	for _, e := range eps {
+		_ = e.closer.Close()
 	}
 }
 
@@ -299,17 +304,14 @@ func (e *endpoint) release() {
 	}
 }
 
-func (e *endpoint) cutOff() {
+// silence makes every later call on the endpoint fail, and drops what it
+// held.
+func (e *endpoint) silence() {
 	e.mu.Lock()
-	if e.cut {
-		e.mu.Unlock()
-		return
-	}
+	defer e.mu.Unlock()
 	e.cut = true
 	e.heldOut, e.heldIn, e.ready = nil, nil, nil
 	e.wakeAll()
-	e.mu.Unlock()
-	_ = e.closer.Close()
 }
 
 // wakeAll wakes the Recvs waiting on the wrapped side. Caller holds mu.
