@@ -84,6 +84,9 @@ func NewCollector(ep Endpoints, h ResultHandler, opts ...CollectorOption) (*Coll
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
+	if err := ep.distinct("collector"); err != nil {
+		return nil, err
+	}
 	if err := s.checkEndpoint("collector", "collector", ep.Collector, transport.ForListen); err != nil {
 		return nil, err
 	}

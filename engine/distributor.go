@@ -62,6 +62,9 @@ func NewDistributor(ep Endpoints, tasks []TaskSpec, opts ...DistributorOption) (
 	if err != nil {
 		return nil, fmt.Errorf("distributor: %w", err)
 	}
+	if err := ep.distinct("distributor"); err != nil {
+		return nil, err
+	}
 	if err := s.checkEndpoint("distributor", "distributor", ep.Distributor, transport.ForListen); err != nil {
 		return nil, err
 	}

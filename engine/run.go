@@ -31,6 +31,15 @@ func InProcess(name string) Endpoints {
 	return Endpoints{Distributor: "inproc://" + name + "/distributor", Collector: "inproc://" + name + "/collector"}
 }
 
+// distinct refuses endpoints where the distributor and the collector would
+// bind one address: each role binds its own.
+func (e Endpoints) distinct(component string) error {
+	if e.Distributor != "" && e.Distributor == e.Collector {
+		return invalid("%s: the distributor and collector endpoints are both %q: each binds its own", component, e.Distributor)
+	}
+	return nil
+}
+
 // resolve returns the endpoint and the transport that serves it: the
 // component's own, or the one registered for the scheme.
 func (s *commonSettings) resolve(endpoint string) (transport.Endpoint, transport.Transport, error) {

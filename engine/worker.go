@@ -86,6 +86,9 @@ func NewWorker(ep Endpoints, taskType string, h Handler, opts ...WorkerOption) (
 	if err != nil {
 		return nil, fmt.Errorf("worker %q: %w", taskType, err)
 	}
+	if err := ep.distinct(fmt.Sprintf("worker %q", taskType)); err != nil {
+		return nil, err
+	}
 	if s.prefetch != DefaultPrefetch && s.concurrency+s.prefetch > maxWindow {
 		return nil, invalid("worker %q: %d goroutines and a prefetch of %d are over the %d items a distributor lets one worker hold", taskType, s.concurrency, s.prefetch, maxWindow)
 	}

@@ -274,6 +274,8 @@ func testBadConfiguration(t *testing.T, s Suite) {
 		{"endpoint without a scheme", ctorErr(engine.NewDistributor(engine.Endpoints{Distributor: "host:5555"}, []engine.TaskSpec{{Type: "x", Task: task}})), []string{`"host:5555"`, "distributor endpoint"}, transport.ErrInvalidEndpoint},
 		{"scheme nobody serves", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: "nosuch://x"}, newRecorder())), []string{`"nosuch://x"`, "collector endpoint"}, transport.ErrNoTransport},
 		{"empty endpoint", ctorErr(engine.NewWorker(engine.Endpoints{Distributor: ep.Distributor}, "x", h)), []string{"collector endpoint"}, nil},
+		{"equal endpoints", ctorErr(engine.NewCollector(engine.Endpoints{Distributor: ep.Distributor, Collector: ep.Distributor}, newRecorder())), []string{"each binds its own", ep.Distributor}, nil},
+		{"equal endpoints for a worker", ctorErr(engine.NewWorker(engine.Endpoints{Distributor: ep.Collector, Collector: ep.Collector}, "x", h)), []string{"each binds its own"}, nil},
 		{"worker empty type", ctorErr(engine.NewWorker(ep, "", h)), []string{"empty task type"}, nil},
 		{"worker nil handler", ctorErr(engine.NewWorker(ep, "x", nil)), []string{"nil handler"}, nil},
 		{"collector nil handler", ctorErr(engine.NewCollector(ep, nil)), []string{"nil result handler"}, nil},

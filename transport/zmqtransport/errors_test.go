@@ -3,7 +3,10 @@ package zmqtransport_test
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +187,72 @@ func TestListenerReportsTheEphemeralPort(t *testing.T) {
 		assert.Equal(t, transport.KindHello, env.Kind)
 		require.NoError(t, c.Close())
 		require.NoError(t, l.Close())
+	}
+}
+
+func TestIPCListenerRemovesItsSocketFile(t *testing.T) {
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "l.ipc")
+	l, err := transport.Listen(ctx, "ipc://"+path)
+	require.NoError(t, err)
+	_, err = os.Stat(path)
+	require.NoError(t, err, "the socket file exists while the listener is bound")
+	require.NoError(t, l.Close())
+	_, err = os.Stat(path)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the listener removed its socket file")
+}
+
+// TestIPCListenerLeavesAnotherSocketFile: a listener whose path was taken
+// over (here by a program that binds carelessly) does not remove the other
+// program's socket when it closes.
+func TestIPCListenerLeavesAnotherSocketFile(t *testing.T) {
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "l.ipc")
+	l, err := transport.Listen(ctx, "ipc://"+path)
+	require.NoError(t, err)
+	zctx, err := zmq.NewContext()
+	require.NoError(t, err)
+	other, err := zctx.NewSocket(zmq.ROUTER)
+	require.NoError(t, err)
+	require.NoError(t, other.Bind("ipc://"+path), "libzmq takes the path over")
+	require.NoError(t, l.Close())
+	_, err = os.Stat(path)
+	assert.NoError(t, err, "the other program's socket file is still there")
+	require.NoError(t, other.SetLinger(0))
+	require.NoError(t, other.Close())
+	require.NoError(t, zctx.Term())
+}
+
+func TestTwoListenersRacingForOneIPCPathNeverBothSucceed(t *testing.T) {
+	ctx := testCtx(t)
+	for round := range 20 {
+		endpoint := "ipc://" + filepath.Join(t.TempDir(), "race.ipc")
+		const racers = 4
+		results := make(chan error, racers)
+		listeners := make(chan transport.Listener, racers)
+		var start sync.WaitGroup
+		start.Add(1)
+		for range racers {
+			go func() {
+				start.Wait()
+				l, err := transport.Listen(ctx, endpoint)
+				if err == nil {
+					listeners <- l
+				}
+				results <- err
+			}()
+		}
+		start.Done()
+		won := 0
+		for range racers {
+			err := <-results
+			if err == nil {
+				won++
+				continue
+			}
+			require.ErrorIs(t, err, transport.ErrAddrInUse, "round %d", round)
+		}
+		require.Equal(t, 1, won, "round %d: exactly one listener binds the path", round)
+		require.NoError(t, (<-listeners).Close())
 	}
 }

@@ -531,19 +531,13 @@ func (t *Transport) Listen(ctx context.Context, ep transport.Endpoint) (transpor
 		return nil, err
 	}
 	if ep.Scheme == SchemeIPC {
-		// libzmq would unlink the socket file of a live listener and take
-		// its place; refuse instead, as tcp does for a port in use.
-		var d net.Dialer
-		if c, err := d.DialContext(ctx, "unix", ep.Address); err == nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("zmqtransport: bind %q: another listener answers there: %w", ep, transport.ErrAddrInUse)
-		}
+		return t.listenIPC(ctx, ep)
 	}
 	p, err := open(zmq.ROUTER, ep, t.opts)
 	if err != nil {
 		return nil, err
 	}
-	return &listener{p}, nil
+	return &listener{p: p}, nil
 }
 
 // Dial connects a DEALER socket to ep. A tcp host name is resolved first,
@@ -568,7 +562,10 @@ func (t *Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.
 	return &conn{p}, nil
 }
 
-type listener struct{ p *pipe }
+type listener struct {
+	p    *pipe
+	file *ipcFile // the socket file an ipc listener made, removed on Close
+}
 
 func (l *listener) Recv(ctx context.Context) (transport.PeerID, transport.Envelope, error) {
 	m, err := l.p.recv(ctx)
@@ -594,7 +591,13 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 // Addr returns the bound endpoint, as libzmq reports it.
 func (l *listener) Addr() transport.Endpoint { return l.p.addr }
 
-func (l *listener) Close() error { return l.p.close() }
+func (l *listener) Close() error {
+	err := l.p.close()
+	if err == nil && l.file != nil {
+		l.file.remove()
+	}
+	return err
+}
 
 // Stats returns the peers the listener knows and what it dropped.
 func (l *listener) Stats() transport.Stats { return l.p.stats() }
