@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
@@ -32,9 +33,12 @@ func InProcess(name string) Endpoints {
 }
 
 // distinct refuses endpoints where the distributor and the collector would
-// bind one address: each role binds its own.
+// bind one address: each role binds its own. An endpoint that leaves the
+// port to the system ("tcp://host:0") names a different address each time
+// it is bound, so two of them are not the same.
 func (e Endpoints) distinct(component string) error {
-	if e.Distributor != "" && e.Distributor == e.Collector {
+	systemPicks := strings.HasSuffix(e.Distributor, ":0") || strings.HasSuffix(e.Distributor, ":*")
+	if e.Distributor != "" && e.Distributor == e.Collector && !systemPicks {
 		return invalid("%s: the distributor and collector endpoints are both %q: each binds its own", component, e.Distributor)
 	}
 	return nil
