@@ -40,6 +40,14 @@ type orderCheck struct {
 	n             int
 }
 
+// Start is the collector's init hook; a new run starts the counts afresh.
+func (o *orderCheck) Start(ctx context.Context, md engine.Metadata) error {
+	o.mu.Lock()
+	o.first, o.second, o.broken = 0, 0, false
+	o.mu.Unlock()
+	return o.Stopwatch.Start(ctx, md)
+}
+
 func (o *orderCheck) HandleResult(ctx context.Context, res *engine.Result) (any, error) {
 	o.mu.Lock()
 	switch res.TaskType {
@@ -69,7 +77,7 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 				{Type: TaskTypeSecond, Task: seed.WorkItems(s.Items, s.Delay), DependsOn: []string{TaskTypeFirst}},
 			},
 			Collector:        check,
-			CollectorOptions: []engine.CollectorOption{engine.WithFinished(check.Finished)},
+			CollectorOptions: []engine.CollectorOption{engine.WithCollectorInit(check.Start), engine.WithFinished(check.Finished)},
 		}
 		for _, tt := range []string{TaskTypeFirst, TaskTypeSecond} {
 			h := func(ctx context.Context, job *engine.Job) (any, error) {
@@ -86,6 +94,9 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 			}
 			if proc.Collector == nil {
 				return nil
+			}
+			if err := check.ReportCollected(os.Stdout); err != nil {
+				return err
 			}
 			check.mu.Lock()
 			defer check.mu.Unlock()

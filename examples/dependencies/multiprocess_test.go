@@ -134,3 +134,33 @@ func TestWorkerWithoutPeersDrainsOnSignal(t *testing.T) {
 	assert.Contains(t, p.Output(), "draining")
 	assert.Contains(t, p.Output(), "worker finished - handled 0 executions", "it prints its tally")
 }
+
+// TestKillWorkerOfTheFirstType: the items a killed worker of the first
+// type held go to the other worker of that type, so the first type still
+// completes and the second type starts after it.
+func TestKillWorkerOfTheFirstType(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes; skipped with -short")
+	}
+	bin := buildExample(t)
+	dir := t.TempDir()
+	const items = 200
+	args := func(role string, extra ...string) []string {
+		return append([]string{"-role", role, "-n", fmt.Sprint(items), "-delay", "2ms", "-heartbeat", "50ms", "-liveness", "400ms",
+			"-distributor", "ipc://" + filepath.Join(dir, "d.ipc"), "-collector", "ipc://" + filepath.Join(dir, "c.ipc")}, extra...)
+	}
+	collector := start(t, bin, "collector", args("collector")...)
+	distributor := start(t, bin, "distributor", args("distributor", "-quorum", "3")...)
+	victim := start(t, bin, "victim", args("worker", "-types", "first", "-v")...)
+	first := start(t, bin, "first", args("worker", "-types", "first")...)
+	second := start(t, bin, "second", args("worker", "-types", "second")...)
+	victim.WaitForCount(t, "first worker - working", 20)
+	victim.Signal(t, syscall.SIGKILL)
+	for _, p := range []*clitest.Process{distributor, collector, first, second} {
+		require.Zero(t, p.ExitCode(t), "%s:\n%s", p.Name(), p.Output())
+	}
+	out := collector.Output()
+	assert.Contains(t, out, fmt.Sprintf("collected %d first and %d second results", items, items))
+	assert.Contains(t, out, "dependency order held")
+	assert.Contains(t, out, "each item handled once")
+}

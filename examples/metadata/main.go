@@ -71,9 +71,11 @@ func (c *checker) Init(ctx context.Context, md engine.Metadata) error {
 	if !ok {
 		return errors.New("metadata: no integer multiplier")
 	}
-	c.multiplier = m
+	c.mu.Lock()
+	c.multiplier, c.sum, c.wrong = m, 0, 0 // a new run starts the counts afresh
+	c.mu.Unlock()
 	fmt.Printf("collector got metadata: %v\n", md)
-	return nil
+	return c.Stopwatch.Start(ctx, md)
 }
 
 func (c *checker) HandleResult(ctx context.Context, res *engine.Result) (any, error) {
@@ -137,6 +139,9 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 		p.Done = func(proc *cli.Process) error {
 			if proc.Collector == nil {
 				return nil
+			}
+			if err := check.ReportCollected(os.Stdout); err != nil {
+				return err
 			}
 			check.mu.Lock()
 			defer check.mu.Unlock()

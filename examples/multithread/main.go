@@ -51,11 +51,7 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 			if len(proc.Workers) > 0 {
 				fmt.Printf("main hook ran %d times\n", executions.Load())
 			}
-			if cfg.Role == cli.RoleAll {
-				fmt.Printf("collected %d results\n", watch.Results())
-			}
-			seed.ReportRun(os.Stdout, proc, s, watch)
-			return nil
+			return seed.ReportRun(os.Stdout, proc, s, watch)
 		}
 		fmt.Printf("running - role: %s - items: %d - delay: %.3f - workers: %d - goroutines: %d\n",
 			cfg.Role, s.Items, s.Delay.Seconds(), cfg.Workers, s.Goroutines)

@@ -47,11 +47,7 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 			for i, w := range proc.Workers {
 				fmt.Printf("worker %d finished - handled %d executions\n", i, w.Executed())
 			}
-			if cfg.Role == cli.RoleAll {
-				fmt.Printf("collected %d results\n", watch.Results())
-			}
-			seed.ReportRun(os.Stdout, proc, s, watch)
-			return nil
+			return seed.ReportRun(os.Stdout, proc, s, watch)
 		}
 		fmt.Printf("running - role: %s - items: %d - delay: %.3f - workers: %d - goroutines: %d\n",
 			cfg.Role, s.Items, s.Delay.Seconds(), cfg.Workers, s.Goroutines)

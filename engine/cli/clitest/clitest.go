@@ -8,6 +8,7 @@ package clitest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -97,25 +98,44 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 func (p *Process) WaitFor(t testing.TB, re string) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
+	var m []string
+	p.await(t, re, func(out string) bool {
+		m = rx.FindStringSubmatch(out)
+		return m != nil
+	})
+	return m
+}
+
+// WaitForCount waits until s appears n times in the output (a line per
+// item, say). The test fails if the process exits first, or Deadline
+// passes.
+func (p *Process) WaitForCount(t testing.TB, s string, n int) {
+	t.Helper()
+	p.await(t, fmt.Sprintf("%d times %q", n, s), func(out string) bool { return strings.Count(out, s) >= n })
+}
+
+// await waits until done holds of the output.
+func (p *Process) await(t testing.TB, what string, done func(out string) bool) {
+	t.Helper()
 	deadline := time.NewTimer(Deadline)
 	defer deadline.Stop()
 	for {
 		p.mu.Lock()
-		m := rx.FindStringSubmatch(p.out.String())
+		ok := done(p.out.String())
 		changed := p.changed
 		p.mu.Unlock()
-		if m != nil {
-			return m
+		if ok {
+			return
 		}
 		select {
 		case <-changed:
 		case <-p.exited:
-			if m := rx.FindStringSubmatch(p.Output()); m != nil {
-				return m
+			if done(p.Output()) {
+				return
 			}
-			t.Fatalf("%s exited without printing %q:\n%s", p.name, re, p.Output())
+			t.Fatalf("%s exited without printing %s:\n%s", p.name, what, p.Output())
 		case <-deadline.C:
-			t.Fatalf("%s did not print %q within %v:\n%s", p.name, re, Deadline, p.Output())
+			t.Fatalf("%s did not print %s within %v:\n%s", p.name, what, Deadline, p.Output())
 		}
 	}
 }

@@ -63,6 +63,6 @@ func Calc(s *Settings, handler engine.HandlerFunc, workerOpts ...engine.WorkerOp
 		Tasks:            []engine.TaskSpec{{Type: TaskTypeCalc, Task: WorkItems(s.Items, s.Delay)}},
 		Workers:          []cli.Worker{{Type: TaskTypeCalc, Handler: handler, Options: append(s.WorkerOptions(), workerOpts...)}},
 		Collector:        watch,
-		CollectorOptions: []engine.CollectorOption{engine.WithFinished(watch.Finished)},
+		CollectorOptions: []engine.CollectorOption{engine.WithCollectorInit(watch.Start), engine.WithFinished(watch.Finished)},
 	}, watch
 }

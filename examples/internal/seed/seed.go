@@ -71,13 +71,17 @@ func Sleep(ctx context.Context, job *engine.Job) (any, error) {
 }
 
 // Stopwatch is a collector result handler that times the run from the first
-// result to the finished hook, like the original's StopWatchCollector, and
-// counts results.
+// result to the finished hook, like the original's StopWatchCollector,
+// counts results, and checks that no item is handled twice: the engine
+// promises that of one collector, and the examples show it.
 type Stopwatch struct {
 	mu       sync.Mutex
 	first    time.Time
 	finished time.Time
 	results  int
+	seen     []uint64 // a bit per item id
+	twice    int
+	summary  engine.Summary
 }
 
 // HandleResult implements engine.ResultHandler.
@@ -89,14 +93,55 @@ func (s *Stopwatch) HandleResult(ctx context.Context, res *engine.Result) (any, 
 		s.first = now
 	}
 	s.results++
+	w, bit := res.ItemID/64, uint64(1)<<(res.ItemID%64)
+	for uint64(len(s.seen)) <= w {
+		s.seen = append(s.seen, 0)
+	}
+	if s.seen[w]&bit != 0 {
+		s.twice++
+	}
+	s.seen[w] |= bit
 	return nil, nil
 }
 
+// Start is the collector's init hook: a collector that joins a new run
+// (its distributor was restarted) starts counting afresh, since item ids
+// start again with every run.
+func (s *Stopwatch) Start(ctx context.Context, _ engine.Metadata) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.first, s.finished, s.results, s.seen, s.twice, s.summary = time.Time{}, time.Time{}, 0, nil, 0, engine.Summary{}
+	return nil
+}
+
+// Twice returns how many results were for items handled before.
+func (s *Stopwatch) Twice() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.twice
+}
+
+// ReportCollected prints what the collector handled: the results, that
+// no item was handled twice (or how many were, an error), and the
+// duplicates the engine acknowledged without handling them.
+func (s *Stopwatch) ReportCollected(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(w, "collected %d results\n", s.results)
+	fmt.Fprintf(w, "duplicate results suppressed: %d\n", s.summary.Duplicates)
+	if s.twice > 0 {
+		return fmt.Errorf("%d items were handled twice", s.twice)
+	}
+	fmt.Fprintln(w, "each item handled once")
+	return nil
+}
+
 // Finished is the collector's finished hook.
-func (s *Stopwatch) Finished(ctx context.Context, _ engine.Summary) {
+func (s *Stopwatch) Finished(ctx context.Context, summary engine.Summary) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finished = time.Now()
+	s.summary = summary
 }
 
 // FinishedAt returns when the finished hook ran (zero before).
@@ -163,15 +208,20 @@ func (s *Stopwatch) FirstResult() time.Time {
 // its first result to the end, against the ideal less the first round; a
 // distributor process on its own times its whole run, which is the run's
 // time when the other roles were started first.
-func ReportRun(w io.Writer, p *cli.Process, s *Settings, watch *Stopwatch) {
+func ReportRun(w io.Writer, p *cli.Process, s *Settings, watch *Stopwatch) error {
 	ideal := Ideal(s.Items, s.Delay, p.Config.Workers*s.Goroutines)
+	if p.Collector != nil {
+		if err := watch.ReportCollected(w); err != nil {
+			return err
+		}
+	}
 	switch p.Config.Role {
 	case cli.RoleAll, cli.RoleDistributor:
 		Report(w, "pipeline execution", ideal, p.Elapsed)
 	case cli.RoleCollector:
-		fmt.Fprintf(w, "collected %d results\n", watch.Results())
 		if first := watch.FirstResult(); !first.IsZero() {
 			Report(w, "collection after the first result", ideal-s.Delay, watch.FinishedAt().Sub(first))
 		}
 	}
+	return nil
 }
