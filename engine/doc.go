@@ -62,13 +62,35 @@
 //
 // # Failures
 //
-// A worker handler's error or panic fails that item: the collector's failure
-// handler gets an *ItemError with the type, id, attempt and message, the item
-// is acknowledged as failed and the run goes on. A worker that stops early
-// hands back the items it had not finished; the distributor gives them to
-// another worker with the attempt number raised. Bad configuration is an
-// ErrInvalidConfig error from the constructor; a worker whose type the
-// distributor does not know gets ErrUnknownTaskType from Run.
+// A worker handler's error or panic fails that attempt: the item goes out
+// again after a backoff (WithRetryBackoff), up to its task type's attempt
+// limit (TaskSpec.MaxAttempts); its last failure, or one wrapping
+// ErrPermanent, reaches the collector's failure handler as an *ItemError
+// with the type, id, attempt and message, and the run goes on. Bad
+// configuration is an ErrInvalidConfig error from the constructor; a worker
+// whose type the distributor does not know gets ErrUnknownTaskType from Run.
+//
+// # Liveness
+//
+// The distributor and each peer it welcomed send each other a heartbeat
+// every interval; a side that hears nothing from the other for the
+// liveness timeout takes it for gone (WithHeartbeat). A worker taken for
+// gone, or whose connection closed, has its items handed to other workers
+// with the attempt raised; one that comes back is told so, drops what it
+// holds and joins again. A lost collector makes every item in flight go out
+// again once a collector joins, and a collector handles each item at most
+// once per run (a duplicate is acknowledged, counted, and not handled). A
+// peer that loses its distributor returns ErrDistributorLost, or waits for
+// another with WithRejoin and takes part in its run, a new run: every
+// message carries its run's id. The README's "Failure semantics" says what
+// each guarantee costs.
+//
+// The distributor never waits on one peer: what a peer's full buffer
+// cannot take waits in that peer's backlog, bounded by its credits, so no
+// window or prefetch setting can wedge the pipeline. Liveness counts the
+// distributor's own heartbeat ticks, not wall time, so a distributor held
+// up by a slow task does not take its peers for gone for its own silence;
+// a peer measures its distributor's silence only while it waits for it.
 //
 // # Goroutines and logging
 //
