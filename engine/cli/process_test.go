@@ -198,3 +198,13 @@ func TestExitCodesOfProcesses(t *testing.T) {
 		assert.Equal(t, cli.ExitAborted, collector.ExitCode(t), collector.Output())
 	})
 }
+
+func TestAllInOneStoppedSaysHowFarTheRunGot(t *testing.T) {
+	skipShort(t)
+	p := start(t, "all", "-handler", "slow", "-n", "5000")
+	p.WaitFor(t, "took an item")
+	p.Signal(t, syscall.SIGTERM)
+	assert.Equal(t, cli.ExitStopped, p.ExitCode(t))
+	assert.Regexp(t, `stopped by terminated before the run completed \(\d+ items done of \d+ produced\)`, p.Output())
+	assert.NotContains(t, p.Output(), "context canceled")
+}
