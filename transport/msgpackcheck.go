@@ -56,6 +56,28 @@ func checkMsgpack(data []byte) error {
 		}
 		return skip(l + extra)
 	}
+	// Extensions: only the timestamp (type -1, of 4, 8 or 12 bytes) is
+	// accepted. The decoder reads the data of any other type as a value
+	// of its own, which this walk cannot vouch for: eight bytes that wrap
+	// a map claiming four billion entries in an extension once made it
+	// allocate until the process died.
+	extData := func(n uint64) error {
+		if err := need(1 + n); err != nil {
+			return err
+		}
+		if typ := int8(data[pos]); typ != -1 || n != 4 && n != 8 && n != 12 {
+			return fmt.Errorf("%w: extension type %d of %d bytes at offset %d; only timestamps (type -1) are accepted", ErrMalformedPayload, typ, n, pos-1)
+		}
+		pos += int(1 + n)
+		return nil
+	}
+	ext := func(n int) error {
+		l, err := size(n)
+		if err != nil {
+			return err
+		}
+		return extData(l)
+	}
 	// Containers nest through a stack of the values each still expects, so
 	// that nesting too deep for the decoder's recursion is refused too.
 	var (
@@ -94,11 +116,11 @@ func checkMsgpack(data []byte) error {
 		case b == 0xc6, b == 0xdb: // bin32, str32
 			err = sized(4, 0)
 		case b == 0xc7: // ext8: length, type, data
-			err = sized(1, 1)
+			err = ext(1)
 		case b == 0xc8:
-			err = sized(2, 1)
+			err = ext(2)
 		case b == 0xc9:
-			err = sized(4, 1)
+			err = ext(4)
 		case b == 0xcc, b == 0xd0: // uint8, int8
 			err = skip(1)
 		case b == 0xcd, b == 0xd1:
@@ -108,7 +130,7 @@ func checkMsgpack(data []byte) error {
 		case b == 0xcb, b == 0xcf, b == 0xd3: // float64, uint64, int64
 			err = skip(8)
 		case b >= 0xd4 && b <= 0xd8: // fixext 1, 2, 4, 8, 16: type and data
-			err = skip(1 + 1<<(b-0xd4))
+			err = extData(1 << (b - 0xd4))
 		case b == 0xdc: // array16
 			err = counted(2, 1)
 		case b == 0xdd: // array32

@@ -247,13 +247,42 @@ func FuzzMsgpackUnmarshal(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}) // an array claiming 4 billion elements
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})                   // an array claiming 4 billion elements
+	f.Add([]byte{0xc7, 0x05, 0x00, 0xdf, 0xff, 0xff, 0xff, 0xff}) // the same, as a map, inside an extension
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m map[string]any
 		_ = transport.Msgpack{}.Unmarshal(data, &m)
 		var ids []uint64
 		_ = transport.Msgpack{}.Unmarshal(data, &ids)
 	})
+}
+
+// TestMsgpackRefusesExtensionsButTimestamps: the decoder reads an
+// extension's data as a value of its own, so an extension can hide a
+// length the check would otherwise refuse; these eight bytes once made it
+// allocate until the process died.
+func TestMsgpackRefusesExtensionsButTimestamps(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"map bomb in ext8":   {0xc7, 0x05, 0x00, 0xdf, 0xff, 0xff, 0xff, 0xff},
+		"array in fixext4":   {0xd6, 0x05, 0xdd, 0xff, 0xff, 0xff},
+		"ext32 of type 1":    {0xc9, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00},
+		"timestamp of 5 b":   {0xc7, 0x05, 0xff, 0, 0, 0, 0, 0},
+		"ext16 cut short":    {0xc8, 0xff},
+		"fixext16 cut short": {0xd8, 0xff, 0x01},
+	} {
+		var m map[string]any
+		assert.ErrorIs(t, transport.Msgpack{}.Unmarshal(data, &m), transport.ErrMalformedPayload, name)
+		var v any
+		assert.ErrorIs(t, transport.Msgpack{}.Unmarshal(data, &v), transport.ErrMalformedPayload, name)
+	}
+	// Timestamps still travel.
+	for _, when := range []time.Time{time.Unix(1700000000, 0), time.Unix(1700000000, 123456789), time.Date(2500, 1, 1, 0, 0, 0, 1, time.UTC)} {
+		b, err := transport.Msgpack{}.Marshal(map[string]any{"at": when})
+		require.NoError(t, err)
+		var got map[string]time.Time
+		require.NoError(t, transport.Msgpack{}.Unmarshal(b, &got))
+		assert.True(t, when.Equal(got["at"]), "%v came back as %v", when, got["at"])
+	}
 }
 
 func TestMsgpackRejectsLengthsPastTheEnd(t *testing.T) {

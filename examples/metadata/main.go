@@ -66,10 +66,24 @@ type checker struct {
 	wrong      int
 }
 
-func (c *checker) Init(ctx context.Context, md engine.Metadata) error {
+// multiplierOf reads the run's multiplier from the metadata. A peer may
+// send anything, so a missing, non-integer or non-positive one is refused
+// here rather than trusted into a division.
+func multiplierOf(md engine.Metadata) (int64, error) {
 	m, ok := md["multiplier"].(int64)
 	if !ok {
-		return errors.New("metadata: no integer multiplier")
+		return 0, fmt.Errorf("metadata: multiplier %v (%T) is not an integer", md["multiplier"], md["multiplier"])
+	}
+	if m <= 0 {
+		return 0, fmt.Errorf("metadata: multiplier %d is not positive", m)
+	}
+	return m, nil
+}
+
+func (c *checker) Init(ctx context.Context, md engine.Metadata) error {
+	m, err := multiplierOf(md)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	c.multiplier, c.sum, c.wrong = m, 0, 0 // a new run starts the counts afresh
@@ -83,13 +97,19 @@ func (c *checker) HandleResult(ctx context.Context, res *engine.Result) (any, er
 	if err := res.Decode(&product); err != nil {
 		return nil, err
 	}
+	c.tally(product)
+	return c.Stopwatch.HandleResult(ctx, res)
+}
+
+// tally counts one product; the deferred unlock keeps the mutex free even
+// if something in it panics.
+func (c *checker) tally(product int64) {
 	c.mu.Lock()
-	if product%c.multiplier != 0 {
+	defer c.mu.Unlock()
+	if c.multiplier > 0 && product%c.multiplier != 0 {
 		c.wrong++
 	}
 	c.sum += product
-	c.mu.Unlock()
-	return c.Stopwatch.HandleResult(ctx, res)
 }
 
 func main() { cli.Main(program(flag.CommandLine)) }
@@ -125,9 +145,9 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 					return int64(j.N) * mult.Load(), nil
 				}),
 				Options: append(s.WorkerOptions(), engine.WithWorkerInit(func(ctx context.Context, md engine.Metadata) error {
-					m, ok := md["multiplier"].(int64)
-					if !ok {
-						return errors.New("metadata: no integer multiplier")
+					m, err := multiplierOf(md)
+					if err != nil {
+						return err
 					}
 					mult.Store(m)
 					return nil
