@@ -172,25 +172,22 @@ func (c *Collector) run(ctx context.Context) error {
 		codec: c.s.codec, log: c.log, meter: &c.meter,
 		standby: true, // a collector started while another is connected takes over when it leaves
 	}
-	var (
-		run  uint64   // the run this collector takes part in
-		done *doneSet // the items of that run it handled
-	)
+	var cr *collectorRun // the run this collector takes part in
 	md, err := sess.join(ctx)
 	for {
 		switch {
 		case errors.Is(err, errRunOver):
 			return nil
-		case run != 0 && errors.Is(err, ErrRejected):
+		case cr != nil && errors.Is(err, ErrRejected):
 			return fmt.Errorf("%w: %w", ErrReplaced, err)
 		case err != nil:
 			return err
 		}
-		if sess.run != run {
-			// A new run: its item ids start again, and its metadata may
+		if cr == nil || sess.run != cr.run {
+			// A new run: its item ids start again, its key and metadata
 			// differ. The finished hook of an earlier run that did not
 			// complete never runs.
-			run, done = sess.run, &doneSet{}
+			cr = &collectorRun{run: sess.run, signer: newTokenSigner(sess.tokenKey)}
 			c.resetSummary()
 			if c.s.collectorInit != nil {
 				if err := protect(func() error { return c.s.collectorInit(ctx, md) }); err != nil {
@@ -200,8 +197,8 @@ func (c *Collector) run(ctx context.Context) error {
 			}
 		}
 		c.joined.fire()
-		c.log.Info("collector ready", "endpoint", addr, "run", runName(run))
-		err = c.serve(ctx, sess, results, done)
+		c.log.Info("collector ready", "endpoint", addr, "run", runName(cr.run))
+		err = c.serve(ctx, sess, results, cr)
 		switch {
 		case err == nil:
 			summary := c.Summary()
@@ -231,12 +228,21 @@ func (c *Collector) run(ctx context.Context) error {
 	}
 }
 
+// collectorRun is what a collector keeps of one run: the items it handled
+// and the key that checks the assignment tokens. Only the result loop
+// touches it.
+type collectorRun struct {
+	run    uint64
+	done   doneSet
+	signer *tokenSigner
+}
+
 // errEnded: the distributor ended the run, complete.
 var errEnded = errors.New("engine: the run ended")
 
 // serve handles results until the distributor ends the run (nil), takes
 // this collector for gone, falls silent, or ctx ends.
-func (c *Collector) serve(ctx context.Context, sess *session, results transport.Listener, done *doneSet) error {
+func (c *Collector) serve(ctx context.Context, sess *session, results transport.Listener, cr *collectorRun) error {
 	sctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	var helpers sync.WaitGroup
@@ -267,7 +273,7 @@ func (c *Collector) serve(ctx context.Context, sess *session, results transport.
 			c.meter.ignore(c.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	})
-	loopErr := c.loop(sctx, sess, results, done)
+	loopErr := c.loop(sctx, sess, results, cr)
 	stop(loopErr)
 	helpers.Wait()
 	cause := context.Cause(sctx)
@@ -282,7 +288,7 @@ func (c *Collector) serve(ctx context.Context, sess *session, results transport.
 
 // loop handles results until ctx ends; it returns nil then, or the error
 // that stopped it.
-func (c *Collector) loop(ctx context.Context, sess *session, results transport.Listener, done *doneSet) error {
+func (c *Collector) loop(ctx context.Context, sess *session, results transport.Listener, cr *collectorRun) error {
 	debug := c.log.Enabled(ctx, slog.LevelDebug)
 	for {
 		_, env, err := results.Recv(ctx)
@@ -296,15 +302,19 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 			c.meter.ignore(c.log, "unexpected message from a worker; dropped", "kind", env.Kind)
 			continue
 		}
-		if env.Run != sess.run {
+		if env.Run != cr.run {
 			c.meter.ignore(c.log, "result of another run; dropped", "run", runName(env.Run), "item", env.ItemID)
 			continue
 		}
-		if env.ItemID == 0 || !done.fits(env.ItemID) {
+		if !cr.signer.verify(&env) {
+			c.meter.ignore(c.log, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
+			continue
+		}
+		if env.ItemID == 0 || !cr.done.fits(env.ItemID) {
 			c.meter.ignore(c.log, "result for an item id out of range; dropped", "item", env.ItemID)
 			continue
 		}
-		ack := c.collect(ctx, env, done)
+		ack := c.collect(ctx, env, &cr.done)
 		if debug {
 			c.log.Debug("item collected", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt, "flags", ack.Flags)
 		}

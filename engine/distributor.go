@@ -148,6 +148,10 @@ type distRun struct {
 	peers   map[transport.PeerID]*peerState
 	items   map[uint64]*flight // produced, not yet complete
 	nextID  uint64
+	// The run's assignment key signs every hand-out; the collector gets
+	// it in its welcome and checks results with it.
+	tokenKey transport.Token
+	signer   *tokenSigner
 
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
@@ -181,8 +185,9 @@ func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
 	if err != nil {
 		return nil, err // validated in NewDistributor; unreachable
 	}
+	key := newTokenKey()
 	r := &distRun{
-		d: d, l: l, runID: newRunID(), tracker: tracker,
+		d: d, l: l, runID: newRunID(), tracker: tracker, tokenKey: key, signer: newTokenSigner(key),
 		tasks:        make(map[string]*taskState, len(d.specs)),
 		peers:        make(map[transport.PeerID]*peerState),
 		items:        make(map[uint64]*flight),

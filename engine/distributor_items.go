@@ -42,8 +42,13 @@ func (f *flight) handedOut(attempt uint32) bool {
 	return attempt >= 1 && (attempt < f.attempt || attempt == f.attempt && !f.queued)
 }
 
-func (f *flight) work() transport.Envelope {
-	return transport.Envelope{Kind: transport.KindWork, TaskType: f.ts.spec.Type, ItemID: f.id, Attempt: f.attempt, Count: f.ts.maxAttempts, Payload: f.payload}
+// work returns the message that hands out f's current attempt, with its
+// assignment token.
+func (r *distRun) work(f *flight) transport.Envelope {
+	return transport.Envelope{
+		Kind: transport.KindWork, TaskType: f.ts.spec.Type, ItemID: f.id, Attempt: f.attempt, Count: f.ts.maxAttempts,
+		Token: r.signer.sign(f.ts.spec.Type, f.id, f.attempt), Payload: f.payload,
+	}
 }
 
 // canHandOut reports whether ts may hand out an item now.
@@ -87,7 +92,7 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 		}
 		ts.slots = ts.slots[1:]
 		f.peer, f.queued = p.id, false
-		if err := r.post(ctx, p, f.work()); err != nil {
+		if err := r.post(ctx, p, r.work(f)); err != nil {
 			return fmt.Errorf("send item %d to %s: %w", f.id, p.id, err)
 		}
 	}

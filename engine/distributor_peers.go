@@ -188,8 +188,8 @@ func (r *distRun) onHello(ctx context.Context, from transport.PeerID, p *peerSta
 }
 
 // welcome completes a peer's handshake: the run id, the heartbeat
-// interval, the liveness timeout, a worker's execution deadline and the
-// metadata.
+// interval, the liveness timeout, a worker's execution deadline, the
+// collector's assignment key and the metadata.
 func (r *distRun) welcome(ctx context.Context, p *peerState) error {
 	env := transport.Envelope{
 		Kind:    transport.KindWelcome,
@@ -199,6 +199,9 @@ func (r *distRun) welcome(ctx context.Context, p *peerState) error {
 	}
 	if ts := r.tasks[p.taskType]; ts != nil {
 		env.ItemID = uint64(ts.spec.Timeout.Milliseconds())
+	}
+	if p.role == transport.RoleCollector {
+		env.Token = r.tokenKey
 	}
 	p.welcomed = true
 	p.seen = r.tick

@@ -43,7 +43,8 @@ type session struct {
 	run      uint64
 	interval time.Duration
 	timeout  time.Duration
-	deadline time.Duration // a worker's execution deadline; 0 for none
+	deadline time.Duration   // a worker's execution deadline; 0 for none
+	tokenKey transport.Token // the collector's: checks assignment tokens
 
 	// Liveness counts keepAlive's ticks. The distributor is silent if,
 	// while the reader waits in Recv, nothing came for the timeout: time
@@ -100,6 +101,7 @@ func (s *session) awaitWelcome(ctx context.Context) (Metadata, error) {
 			s.interval = max(time.Duration(env.Count)*time.Millisecond, time.Millisecond)
 			s.timeout = max(time.Duration(env.Attempt)*time.Millisecond, 2*s.interval)
 			s.deadline = time.Duration(env.ItemID) * time.Millisecond
+			s.tokenKey = env.Token
 			s.heard.Store(s.tick.Load())
 			return md, nil
 		case transport.KindReject:

@@ -37,8 +37,9 @@ type Job struct {
 	Value   any
 	payload []byte
 	codec   transport.Codec
-	run     uint64 // the run the item belongs to
-	limit   uint32 // its task type's attempt limit
+	run     uint64          // the run the item belongs to
+	limit   uint32          // its task type's attempt limit
+	token   transport.Token // its assignment token, repeated in the result
 }
 
 // Decode decodes the item's payload into v.
@@ -345,7 +346,7 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 		switch env.Kind {
 		case transport.KindWork:
 			job := &Job{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: w.s.codec,
-				run: env.Run, limit: env.Count}
+				run: env.Run, limit: env.Count, token: env.Token}
 			if debug {
 				w.log.Debug("item received", "item", env.ItemID, "attempt", env.Attempt)
 			}
@@ -491,8 +492,9 @@ func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, fi
 func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) error {
 	w := r.w
 	// The result repeats what the collector needs to tell attempts and
-	// runs apart: the run, the item, the attempt and the attempt limit.
-	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, ItemID: job.ItemID, Attempt: uint32(job.Attempt), Count: job.limit}
+	// runs apart (the run, the item, the attempt and the attempt limit)
+	// and the token that shows the item was handed out.
+	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, ItemID: job.ItemID, Attempt: uint32(job.Attempt), Count: job.limit, Token: job.token}
 	if herr == nil {
 		b, err := w.s.codec.Marshal(out)
 		if err != nil {

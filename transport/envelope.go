@@ -9,8 +9,9 @@ import (
 // Version is the wire format version written in every encoded envelope.
 // Version 2 added the run id and the liveness rules (heartbeats both ways
 // on the distributor's connections); a version-1 peer would not heartbeat
-// and would be declared gone, so it is refused instead.
-const Version byte = 2
+// and would be declared gone, so it is refused instead. Version 3 added
+// the assignment token, without which a collector handles no result.
+const Version byte = 3
 
 // Kind says what an envelope is for. The numeric values are part of the wire
 // format and never change meaning.
@@ -24,17 +25,21 @@ const (
 	// KindWelcome: distributor -> peer; the handshake reply. Run is the
 	// run's id, Count the heartbeat interval and Attempt the liveness
 	// timeout (both in milliseconds); Payload is the encoded metadata map
-	// (empty without metadata).
+	// (empty without metadata). To a worker, ItemID is the execution
+	// deadline in milliseconds (0 for none); to the collector, Token is
+	// the run's assignment key, with which it checks the tokens of
+	// results.
 	KindWelcome Kind = 2
 	// KindReady: worker -> distributor; Count more items may be sent. The
 	// engine's worker sends it after its handshake and again when its
 	// window grows; each ACK returns one credit.
 	KindReady Kind = 3
 	// KindWork: distributor -> worker; one work item. Count is the
-	// item's attempt limit.
+	// item's attempt limit; Token is the assignment token the result must
+	// carry.
 	KindWork Kind = 4
 	// KindResult: worker -> collector; the item's result value. It repeats
-	// the work's run, task type, item id, attempt and count.
+	// the work's run, task type, item id, attempt, count and token.
 	KindResult Kind = 5
 	// KindFailure: worker -> collector; the item failed, Payload is the
 	// error text. It repeats the work's fields, like KindResult;
@@ -145,11 +150,25 @@ type Envelope struct {
 	Count   uint32
 	// Run is the id of the run the message belongs to (0 before a peer
 	// was welcomed): item ids start again with every run.
-	Run      uint64
-	ItemID   uint64
+	Run    uint64
+	ItemID uint64
+	// Token is the assignment token of a work item, repeated by its
+	// result or failure, and the run's assignment key in a collector's
+	// welcome; zero in every other message. See PROTOCOL.md.
+	Token    Token
 	TaskType string
 	Payload  []byte
 }
+
+// TokenLen is the size of an assignment token.
+const TokenLen = 16
+
+// Token is an assignment token: a message authentication code, made by
+// the distributor with a key only it and the collector hold, over one
+// hand-out of one item (its task type, id and attempt). A collector
+// handles a result only if its token checks, so a peer that was not
+// handed the item cannot forge its result.
+type Token [TokenLen]byte
 
 // Wire layout of an encoded envelope (all integers big-endian):
 //
@@ -162,10 +181,11 @@ type Envelope struct {
 //	8      4    count
 //	12     8    run id
 //	20     8    item id
-//	28     2    task type length n
-//	30     n    task type (UTF-8)
-//	30+n   ...  payload (the rest)
-const headerLen = 30
+//	28     16   token
+//	44     2    task type length n
+//	46     n    task type (UTF-8)
+//	46+n   ...  payload (the rest)
+const headerLen = 46
 
 // MaxTaskTypeLen is the longest task type the wire format carries.
 const MaxTaskTypeLen = 1<<16 - 1
@@ -194,6 +214,7 @@ func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, e.Count)
 	b = binary.BigEndian.AppendUint64(b, e.Run)
 	b = binary.BigEndian.AppendUint64(b, e.ItemID)
+	b = append(b, e.Token[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.TaskType)))
 	b = append(b, e.TaskType...)
 	return append(b, e.Payload...), nil
@@ -218,7 +239,7 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 	if kind < 1 || kind > maxKind {
 		return fmt.Errorf("%w: %d", ErrUnknownKind, data[1])
 	}
-	n := int(binary.BigEndian.Uint16(data[28:30]))
+	n := int(binary.BigEndian.Uint16(data[44:46]))
 	if headerLen+n > len(data) {
 		return fmt.Errorf("%w: %d bytes at offset %d of %d", ErrTaskTypeLength, n, headerLen, len(data))
 	}
@@ -230,6 +251,7 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 		Count:    binary.BigEndian.Uint32(data[8:12]),
 		Run:      binary.BigEndian.Uint64(data[12:20]),
 		ItemID:   binary.BigEndian.Uint64(data[20:28]),
+		Token:    Token(data[28:44]),
 		TaskType: string(data[headerLen : headerLen+n]),
 	}
 	if rest := data[headerLen+n:]; len(rest) > 0 {

@@ -70,9 +70,10 @@ func TestProtocolDocExample(t *testing.T) {
 	require.NoError(t, err)
 	twentyFive, err := transport.Msgpack{}.Marshal(25)
 	require.NoError(t, err)
+	token := transport.Token{0xeb, 0x6d, 0x92, 0x67, 0xbf, 0xc4, 0x62, 0x2a, 0xf1, 0x57, 0xde, 0xae, 0xe4, 0xfe, 0x3d, 0x6c}
 	want := map[string]transport.Envelope{
-		"work":   {Kind: transport.KindWork, TaskType: "square", Run: 0x1b2c3d4e5f607182, ItemID: 7, Attempt: 1, Count: 3, Payload: five},
-		"result": {Kind: transport.KindResult, TaskType: "square", Run: 0x1b2c3d4e5f607182, ItemID: 7, Attempt: 1, Count: 3, Payload: twentyFive},
+		"work":   {Kind: transport.KindWork, TaskType: "square", Run: 0x1b2c3d4e5f607182, ItemID: 7, Attempt: 1, Count: 3, Token: token, Payload: five},
+		"result": {Kind: transport.KindResult, TaskType: "square", Run: 0x1b2c3d4e5f607182, ItemID: 7, Attempt: 1, Count: 3, Token: token, Payload: twentyFive},
 	}
 	found := 0
 	for _, line := range protocolDoc(t) {

@@ -57,6 +57,7 @@ func Run(t *testing.T, s Suite) {
 		{"WorkerLeavingHandsBackItsItems", testWorkerLeavingHandsBackItsItems},
 		{"LateWorkerDoesNotHoldUpRunAll", testLateWorkerDoesNotHoldUpRunAll},
 		{"HostilePeerDoesNotStopTheRun", testHostilePeerDoesNotStopTheRun},
+		{"ForgedResultsAreNeverHandled", testForgedResultsAreNeverHandled},
 		{"QuorumHoldsWorkUntilEnoughWorkersJoined", testQuorumHoldsWorkUntilEnoughWorkersJoined},
 		{"WorkerKilledMidRun", testWorkerKilledMidRun},
 		{"SilentWorkerIsTakenForGone", testSilentWorkerIsTakenForGone},

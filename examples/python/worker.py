@@ -33,9 +33,10 @@ import msgpack
 import zmq
 
 # The envelope: version, kind, role, flags, attempt, count, run id, item id,
-# task type length; then the task type and the payload. Big-endian.
-VERSION = 2
-HEADER = struct.Struct(">BBBBIIQQH")
+# token, task type length; then the task type and the payload. Big-endian.
+VERSION = 3
+HEADER = struct.Struct(">BBBBIIQQ16sH")
+NO_TOKEN = bytes(16)
 (HELLO, WELCOME, READY, WORK, RESULT, FAILURE, ACK, METADATA, HEARTBEAT,
  END, BYE, REJECT) = range(1, 13)
 ROLE_WORKER = 1
@@ -45,19 +46,19 @@ FLAG_PERMANENT = 1 << 3
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_STOPPED = 0, 1, 3, 130
 
 
-def encode(kind, role=0, flags=0, attempt=0, count=0, run=0, item=0, task_type=b"", payload=b""):
-    return HEADER.pack(VERSION, kind, role, flags, attempt, count, run, item, len(task_type)) + task_type + payload
+def encode(kind, role=0, flags=0, attempt=0, count=0, run=0, item=0, token=NO_TOKEN, task_type=b"", payload=b""):
+    return HEADER.pack(VERSION, kind, role, flags, attempt, count, run, item, token, len(task_type)) + task_type + payload
 
 
 def decode(frame):
     """Returns the envelope as a dict, or None for a frame to drop."""
     if len(frame) < HEADER.size:
         return None
-    version, kind, role, flags, attempt, count, run, item, n = HEADER.unpack_from(frame)
+    version, kind, role, flags, attempt, count, run, item, token, n = HEADER.unpack_from(frame)
     if version != VERSION or not HELLO <= kind <= REJECT or len(frame) < HEADER.size + n:
         return None
     return {"kind": kind, "role": role, "flags": flags, "attempt": attempt, "count": count, "run": run, "item": item,
-            "task_type": frame[HEADER.size:HEADER.size + n], "payload": frame[HEADER.size + n:]}
+            "token": token, "task_type": frame[HEADER.size:HEADER.size + n], "payload": frame[HEADER.size + n:]}
 
 
 class Permanent(Exception):
@@ -192,9 +193,10 @@ class Worker:
                 return EXIT_FAILED
 
     def execute(self, env):
-        # A result repeats the work's run, task type, item id, attempt and
-        # count (the attempt limit).
-        reply = {k: env[k] for k in ("run", "task_type", "item", "attempt", "count")}
+        # A result repeats the work's run, task type, item id, attempt,
+        # count (the attempt limit) and token: without the token the
+        # collector drops it.
+        reply = {k: env[k] for k in ("run", "task_type", "item", "attempt", "count", "token")}
         started = time.monotonic()
         try:
             out = work(env["task_type"].decode(), msgpack.unpackb(env["payload"], raw=False), self.metadata)
