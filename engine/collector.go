@@ -270,7 +270,7 @@ func (c *Collector) serve(ctx context.Context, sess *session, results transport.
 					return
 				}
 			}
-			c.meter.ignore(c.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
+			c.meter.ignore(c.log, IgnoredUnexpected, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	})
 	loopErr := c.loop(sctx, sess, results, cr)
@@ -299,19 +299,19 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 			return err
 		}
 		if env.Kind != transport.KindResult && env.Kind != transport.KindFailure {
-			c.meter.ignore(c.log, "unexpected message from a worker; dropped", "kind", env.Kind)
+			c.meter.ignore(c.log, IgnoredUnexpected, "unexpected message from a worker; dropped", "kind", env.Kind)
 			continue
 		}
 		if env.Run != cr.run {
-			c.meter.ignore(c.log, "result of another run; dropped", "run", runName(env.Run), "item", env.ItemID)
+			c.meter.ignore(c.log, IgnoredOtherRun, "result of another run; dropped", "run", runName(env.Run), "item", env.ItemID)
 			continue
 		}
 		if !cr.signer.verify(&env) {
-			c.meter.ignore(c.log, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
+			c.meter.ignore(c.log, IgnoredBadToken, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
 			continue
 		}
 		if env.ItemID == 0 || !cr.done.fits(env.ItemID) {
-			c.meter.ignore(c.log, "result for an item id out of range; dropped", "item", env.ItemID)
+			c.meter.ignore(c.log, IgnoredUnknownItem, "result for an item id out of range; dropped", "item", env.ItemID)
 			continue
 		}
 		ack := c.collect(ctx, env, &cr.done)

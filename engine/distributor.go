@@ -163,7 +163,6 @@ type distRun struct {
 	mdReady   bool             // metadata arrived, or none is awaited
 	md        []byte           // encoded metadata for welcomes
 	waiting   []transport.PeerID
-	rejected  uint64 // handshakes refused, for sparing logs
 
 	// Liveness counts heartbeat ticks of this loop, not wall time, so a
 	// distributor that was itself held up (a slow task, a stopped

@@ -159,7 +159,7 @@ func (r *distRun) returnCredit(f *flight) {
 // the current attempt's.
 func (r *distRun) onAck(ctx context.Context, p *peerState, env transport.Envelope) error {
 	if p.id != r.collector {
-		r.d.meter.ignore(r.d.log, "ACK from a peer that is not the collector; dropped", "peer", p.id, "item", env.ItemID)
+		r.d.meter.ignore(r.d.log, IgnoredWrongRole, "ACK from a peer that is not the collector; dropped", "peer", p.id, "item", env.ItemID)
 		return nil
 	}
 	f := r.items[env.ItemID]
@@ -167,11 +167,11 @@ func (r *distRun) onAck(ctx context.Context, p *peerState, env transport.Envelop
 		if env.ItemID >= 1 && env.ItemID <= r.nextID {
 			return nil // the item is complete: a late attempt's result, or a duplicate
 		}
-		r.d.meter.ignore(r.d.log, "ACK for an item never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID)
+		r.d.meter.ignore(r.d.log, IgnoredUnknownItem, "ACK for an item never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID)
 		return nil
 	}
 	if f.ts.spec.Type != env.TaskType || !f.handedOut(env.Attempt) {
-		r.d.meter.ignore(r.d.log, "ACK for an attempt never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
+		r.d.meter.ignore(r.d.log, IgnoredUnknownItem, "ACK for an attempt never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
 		return nil
 	}
 	if env.Flags&(transport.FlagFailed|transport.FlagFinal) == transport.FlagFailed {

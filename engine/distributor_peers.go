@@ -51,12 +51,12 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 	if p == nil {
 		// Not a peer of this run: declared gone, or it never said hello.
 		// Tell it to start over; it drops what it holds for the run.
-		r.d.meter.ignore(r.d.log, "message from a peer that is not in the run; told to say hello again", "kind", env.Kind, "peer", from)
+		r.d.meter.ignore(r.d.log, IgnoredNotInRun, "message from a peer that is not in the run; told to say hello again", "kind", env.Kind, "peer", from)
 		r.tell(from, transport.Envelope{Kind: transport.KindReject, Count: uint32(transport.RejectGone), Payload: []byte("not a peer of this run: say hello again")})
 		return nil
 	}
 	if env.Run != r.runID {
-		r.d.meter.ignore(r.d.log, "message of another run; dropped", "kind", env.Kind, "peer", from, "run", runName(env.Run))
+		r.d.meter.ignore(r.d.log, IgnoredOtherRun, "message of another run; dropped", "kind", env.Kind, "peer", from, "run", runName(env.Run))
 		return nil
 	}
 	switch env.Kind {
@@ -67,7 +67,7 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 	case transport.KindAck:
 		return r.onAck(ctx, p, env)
 	}
-	r.d.meter.ignore(r.d.log, "unexpected message; dropped", "kind", env.Kind, "peer", from)
+	r.d.meter.ignore(r.d.log, IgnoredUnexpected, "unexpected message; dropped", "kind", env.Kind, "peer", from)
 	return nil
 }
 
@@ -137,11 +137,9 @@ func (r *distRun) tell(to transport.PeerID, env transport.Envelope) {
 
 func (r *distRun) reject(ctx context.Context, to transport.PeerID, code transport.RejectCode, format string, args ...any) error {
 	reason := fmt.Sprintf(format, args...)
-	// Sparingly: a standby collector asks again every second.
-	r.rejected++
-	if n := r.rejected; n <= 10 || n&(n-1) == 0 {
-		r.d.log.Warn("handshake rejected", "peer", to, "reason", reason, "rejected_total", n)
-	}
+	// Counted, and logged sparingly: a standby collector asks again every
+	// second.
+	r.d.meter.ignore(r.d.log, IgnoredRefused, "handshake refused", "peer", to, "why", reason)
 	r.tell(to, transport.Envelope{Kind: transport.KindReject, Count: uint32(code), Payload: []byte(reason)})
 	return nil
 }
@@ -275,7 +273,7 @@ func (r *distRun) metadataArrived(ctx context.Context, payload []byte) error {
 
 func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envelope) error {
 	if p.role != transport.RoleWorker || !p.welcomed {
-		r.d.meter.ignore(r.d.log, "credit from a peer that is not a welcomed worker; dropped", "peer", p.id)
+		r.d.meter.ignore(r.d.log, IgnoredWrongRole, "credit from a peer that is not a welcomed worker; dropped", "peer", p.id)
 		return nil
 	}
 	if env.Flags&transport.FlagDraining != 0 {
@@ -348,7 +346,7 @@ func (r *distRun) onBye(ctx context.Context, from transport.PeerID, p *peerState
 	var unfinished []uint64
 	if len(env.Payload) > 0 {
 		if err := r.d.s.codec.Unmarshal(env.Payload, &unfinished); err != nil {
-			r.d.meter.ignore(r.d.log, "malformed list of unfinished items in a goodbye", "peer", from, "err", err)
+			r.d.meter.ignore(r.d.log, IgnoredMalformed, "malformed list of unfinished items in a goodbye", "peer", from, "err", err)
 			unfinished = nil
 		}
 	}

@@ -123,7 +123,7 @@ func (m *MetadataSource) awaitConfirmation(ctx context.Context, conn transport.C
 			}
 			return fmt.Errorf("%w: the run was already over", ErrRejected)
 		default:
-			m.meter.ignore(m.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
+			m.meter.ignore(m.log, IgnoredUnexpected, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	}
 }

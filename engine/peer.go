@@ -122,7 +122,7 @@ func (s *session) awaitWelcome(ctx context.Context) (Metadata, error) {
 		case transport.KindHeartbeat, transport.KindWork, transport.KindBye:
 			// Left from an earlier membership.
 		default:
-			s.meter.ignore(s.log, "unexpected message before the welcome; dropped", "kind", env.Kind)
+			s.meter.ignore(s.log, IgnoredUnexpected, "unexpected message before the welcome; dropped", "kind", env.Kind)
 		}
 	}
 }
@@ -148,7 +148,7 @@ func (s *session) recv(ctx context.Context) (transport.Envelope, error) {
 		case env.Kind == transport.KindHeartbeat:
 			continue
 		case env.Run != s.run && env.Kind != transport.KindReject:
-			s.meter.ignore(s.log, "message of another run; dropped", "kind", env.Kind, "run", runName(env.Run))
+			s.meter.ignore(s.log, IgnoredOtherRun, "message of another run; dropped", "kind", env.Kind, "run", runName(env.Run))
 			continue
 		}
 		return env, nil

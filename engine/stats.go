@@ -20,10 +20,13 @@ type Stats struct {
 	// (transport.StatsReporter): the peers connected to its listener now,
 	// and the messages dropped, by reason, over the component's life.
 	Transport transport.Stats
-	// Ignored counts well-formed messages that did not fit the run and were
-	// dropped: an ACK for an item not in flight, credit from a peer that is
-	// not a welcomed worker, a kind the component never receives.
-	Ignored uint64
+	// Ignored counts, by reason, the well-formed messages the component
+	// dropped because they did not fit the run, and the handshakes it
+	// refused: a result without a valid assignment token, an ACK for an
+	// item not in flight, credit from a peer that is not a welcomed
+	// worker, a kind the component never receives. The Ignored* constants
+	// are the reasons; nil means none.
+	Ignored map[transport.DropReason]uint64
 	// PeersLost counts the peers a distributor took for gone without a
 	// goodbye: silent for the liveness timeout, or their connection
 	// closed; for a worker or collector, the distributors it lost.
@@ -39,13 +42,54 @@ type Stats struct {
 	Duplicates uint64
 }
 
+// TotalIgnored returns the sum of Ignored over every reason.
+func (s Stats) TotalIgnored() uint64 {
+	var n uint64
+	for _, i := range s.Ignored {
+		n += i
+	}
+	return n
+}
+
+// Reasons a component ignores a well-formed message (Stats.Ignored). Like
+// the transport's drops, each is logged at most once per
+// transport.DropLogInterval, with the count.
+const (
+	// IgnoredNotInRun: a message from a peer the distributor does not
+	// know (it never said hello, or was taken for gone); the peer is told
+	// to say hello again.
+	IgnoredNotInRun transport.DropReason = "not a peer of the run"
+	// IgnoredOtherRun: a message stamped with another run's id.
+	IgnoredOtherRun transport.DropReason = "another run"
+	// IgnoredBadToken: a result or failure without the assignment token
+	// of a hand-out: a forgery, or a corrupted result.
+	IgnoredBadToken transport.DropReason = "no valid assignment token"
+	// IgnoredWrongRole: a message the sender's role may not send, such as
+	// an ACK from a peer that is not the welcomed collector or credit
+	// from one that is not a welcomed worker.
+	IgnoredWrongRole transport.DropReason = "not allowed for the sender's role"
+	// IgnoredUnknownItem: an ACK for an item or attempt never handed
+	// out, or a result for an item id out of the collector's range.
+	IgnoredUnknownItem transport.DropReason = "item or attempt never handed out"
+	// IgnoredUnexpected: a kind of message the receiver never gets, or
+	// gets only at another point of the run.
+	IgnoredUnexpected transport.DropReason = "unexpected message"
+	// IgnoredMalformed: a payload the receiver cannot decode, such as the
+	// list of unfinished items in a goodbye.
+	IgnoredMalformed transport.DropReason = "malformed payload"
+	// IgnoredRefused: a handshake the distributor refused (and answered):
+	// an unknown task type or role, a second collector, metadata it did
+	// not ask for or already has.
+	IgnoredRefused transport.DropReason = "handshake refused"
+)
+
 // meter keeps a component's Stats: the transports it has open, the final
 // counts of those it closed, and what it ignored.
 type meter struct {
 	mu      sync.Mutex
 	open    []any           // Listeners and Conns in use
 	closed  transport.Stats // drops counted by those closed
-	ignored atomic.Uint64
+	ignored transport.DropCounter
 
 	peersLost, redelivered, retried, duplicates atomic.Uint64
 }
@@ -77,7 +121,7 @@ func (m *meter) stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := Stats{
-		Transport: m.closed.Clone(), Ignored: m.ignored.Load(),
+		Transport: m.closed.Clone(), Ignored: m.ignored.Counts(),
 		PeersLost: m.peersLost.Load(), Redelivered: m.redelivered.Load(), Retried: m.retried.Load(), Duplicates: m.duplicates.Load(),
 	}
 	for _, x := range m.open {
@@ -91,17 +135,13 @@ func (m *meter) stats() Stats {
 // without reading every line before it.
 func (m *meter) summarize(log *slog.Logger) {
 	s := m.stats()
-	if s.Transport.TotalDropped() > 0 || s.Ignored > 0 {
+	if s.Transport.TotalDropped() > 0 || len(s.Ignored) > 0 {
 		log.Warn("messages dropped or ignored during the run", "dropped", s.Transport.Dropped, "ignored", s.Ignored)
 	}
 }
 
 // ignore counts a message that did not fit the run and logs it, sparingly
-// (the first ten, then every power of two), since a peer can send any
-// number of them.
-func (m *meter) ignore(log *slog.Logger, msg string, args ...any) {
-	n := m.ignored.Add(1)
-	if n <= 10 || n&(n-1) == 0 {
-		log.Warn(msg, append(args, "ignored_total", n)...)
-	}
+// (see transport.DropCounter), since a peer can send any number of them.
+func (m *meter) ignore(log *slog.Logger, reason transport.DropReason, msg string, args ...any) {
+	m.ignored.Drop(log, reason, msg, args...)
 }

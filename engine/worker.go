@@ -375,9 +375,9 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 			if transport.RejectCode(env.Count) == transport.RejectGone {
 				return errGone
 			}
-			w.meter.ignore(w.log, "unexpected reject from the distributor; dropped", "reason", string(env.Payload))
+			w.meter.ignore(w.log, IgnoredUnexpected, "unexpected reject from the distributor; dropped", "reason", string(env.Payload))
 		default:
-			w.meter.ignore(w.log, "unexpected message from the distributor; dropped", "kind", env.Kind)
+			w.meter.ignore(w.log, IgnoredUnexpected, "unexpected message from the distributor; dropped", "kind", env.Kind)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func testForgedResultsAreNeverHandled(t *testing.T, s Suite) {
 			require.NoError(t, in.coll.Send(ctx, env))
 		}
 	}
-	eventually(t, "the collector dropped every forgery", func() bool { return c.Stats().Ignored >= 2*forged })
+	eventually(t, "the collector dropped every forgery", func() bool { return c.Stats().Ignored[engine.IgnoredBadToken] >= 2*forged })
 	close(release)
 	requireAllNil(t, errs, 3)
 	rec.requireEachOnce(t, "calc", items)
@@ -91,5 +91,5 @@ func testForgedResultsAreNeverHandled(t *testing.T, s Suite) {
 	for id, v := range rec.values {
 		assert.NotEqual(t, "forged", v, "item %d", id)
 	}
-	assert.Equal(t, uint64(2*forged), c.Stats().Ignored)
+	assert.Equal(t, map[transport.DropReason]uint64{engine.IgnoredBadToken: 2 * forged}, c.Stats().Ignored)
 }

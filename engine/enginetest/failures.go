@@ -393,7 +393,10 @@ func testHostilePeerDoesNotStopTheRun(t *testing.T, s Suite) {
 	require.NoError(t, engine.RunAll(ctx, rec.collector(t, ep), newWorker(t, ep, "calc", echo)))
 	require.NoError(t, <-dErr)
 	rec.requireEachOnce(t, "calc", 20)
-	// Credit without a hello, the ACK of no item, a kind the distributor
-	// never receives, the malformed goodbye; the two rejected are answered.
-	assert.Equal(t, uint64(4), d.Stats().Ignored)
+	// Credit without a hello, the ACK of no item and a kind the distributor
+	// never receives come from a peer not in the run; the goodbye is
+	// malformed; the unknown role and the metadata are refused.
+	assert.Equal(t, map[transport.DropReason]uint64{
+		engine.IgnoredNotInRun: 3, engine.IgnoredMalformed: 1, engine.IgnoredRefused: 2,
+	}, d.Stats().Ignored)
 }

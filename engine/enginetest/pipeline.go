@@ -268,7 +268,7 @@ func testReadinessSignals(t *testing.T, s Suite) {
 	}
 	rec.requireEachOnce(t, "calc", 20)
 	for name, st := range map[string]engine.Stats{"distributor": d.Stats(), "worker": w.Stats(), "collector": c.Stats()} {
-		assert.Zero(t, st.Ignored, "%s ignored messages on a healthy run", name)
+		assert.Empty(t, st.Ignored, "%s ignored messages on a healthy run", name)
 		assert.Zero(t, st.Transport.TotalDropped(), "%s dropped messages on a healthy run: %v", name, st.Transport.Dropped)
 		assert.Zero(t, st.Transport.Peers, "%s still counts peers after its run", name)
 	}

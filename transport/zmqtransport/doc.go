@@ -54,9 +54,9 @@
 // # Bad input
 //
 // A frame that is malformed, of an unknown version or kind, or larger than
-// Options.MaxMessageSize is dropped, logged with the reason (sparingly:
-// the first ten of each reason, then every power of two) and counted by
-// reason (Stats); the Listener or Conn keeps serving.
+// Options.MaxMessageSize is dropped, logged with the reason (sparingly: at
+// most a line per reason every transport.DropLogInterval, with the count)
+// and counted by reason (Stats); the Listener or Conn keeps serving.
 //
 // # Departed peers
 //

@@ -71,22 +71,11 @@ type pipe struct {
 	heldIn  *inMsg  // received, waiting for room in the inbox
 	heldOut *outMsg // refused by libzmq for now
 
-	known   sync.Map // ROUTER: routing ids seen (string -> struct{})
-	peers   atomic.Int64
-	addr    transport.Endpoint // ROUTER: the bound endpoint; set before open returns
-	dropped [len(dropReasons)]atomic.Uint64
+	known sync.Map // ROUTER: routing ids seen (string -> struct{})
+	peers atomic.Int64
+	addr  transport.Endpoint // ROUTER: the bound endpoint; set before open returns
+	drops transport.DropCounter
 }
-
-// dropReasons are the reasons this transport drops messages, in the order
-// of pipe.dropped.
-var dropReasons = [...]transport.DropReason{transport.DropMalformed, transport.DropOversize, transport.DropPeerGone, transport.DropSendFailed}
-
-const (
-	dropMalformed = iota
-	dropOversize
-	dropPeerGone
-	dropSendFailed
-)
 
 // open starts the owner goroutine, which creates the socket and binds or
 // connects it; open returns once that succeeded or failed.
@@ -360,9 +349,9 @@ func (p *pipe) flushOut() {
 			if _, ok := p.known.LoadAndDelete(string(m.to)); ok {
 				p.peers.Add(-1)
 			}
-			p.drop(dropPeerGone, err)
+			p.drop(transport.DropPeerGone, err)
 		default:
-			p.drop(dropSendFailed, err)
+			p.drop(transport.DropSendFailed, err)
 		}
 	}
 }
@@ -399,15 +388,15 @@ func (p *pipe) decode(frames [][]byte) (inMsg, bool) {
 		want = 2
 	}
 	if len(frames) != want {
-		p.drop(dropMalformed, fmt.Errorf("%d frames, want %d", len(frames), want))
+		p.drop(transport.DropMalformed, fmt.Errorf("%d frames, want %d", len(frames), want))
 		return m, false
 	}
 	if len(data) > p.opts.MaxMessageSize {
-		p.drop(dropOversize, fmt.Errorf("%d bytes, limit %d", len(data), p.opts.MaxMessageSize))
+		p.drop(transport.DropOversize, fmt.Errorf("%d bytes, limit %d", len(data), p.opts.MaxMessageSize))
 		return m, false
 	}
 	if err := m.env.UnmarshalBinary(data); err != nil {
-		p.drop(dropMalformed, err)
+		p.drop(transport.DropMalformed, err)
 		return m, false
 	}
 	if p.kind == zmq.ROUTER {
@@ -422,13 +411,10 @@ func (p *pipe) decode(frames [][]byte) (inMsg, bool) {
 	return m, true
 }
 
-// drop counts a message that was thrown away and logs why, sparingly: for
-// each reason the first ten, then every power of two.
-func (p *pipe) drop(reason int, err error) {
-	n := p.dropped[reason].Add(1)
-	if n <= 10 || n&(n-1) == 0 {
-		p.log.Warn("message dropped", "reason", dropReasons[reason], "err", err, "dropped_for_this_reason", n)
-	}
+// drop counts a message that was thrown away and logs why, sparingly (see
+// transport.DropCounter).
+func (p *pipe) drop(reason transport.DropReason, err error) {
+	p.drops.Drop(p.log, reason, "message dropped", "err", err)
 }
 
 func (p *pipe) send(ctx context.Context, m outMsg) error {
@@ -510,16 +496,7 @@ func (p *pipe) close() error {
 
 // stats returns the pipe's counters.
 func (p *pipe) stats() transport.Stats {
-	s := transport.Stats{Peers: int(p.peers.Load())}
-	for i := range p.dropped {
-		if n := p.dropped[i].Load(); n > 0 {
-			if s.Dropped == nil {
-				s.Dropped = make(map[transport.DropReason]uint64)
-			}
-			s.Dropped[dropReasons[i]] = n
-		}
-	}
-	return s
+	return transport.Stats{Peers: int(p.peers.Load()), Dropped: p.drops.Counts()}
 }
 
 // Listen binds a ROUTER socket to ep.
