@@ -25,7 +25,7 @@ type peerState struct {
 
 // maxWindow bounds the credits one worker may announce: its goroutines
 // plus its prefetch (NewWorker refuses more).
-const maxWindow = 1 << 20
+const maxWindow = 1 << 16
 
 // doneCtx is a context that has ended: a Send with it never waits (see
 // transport.Listener).

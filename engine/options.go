@@ -236,8 +236,8 @@ const starvedWithin = 50 * time.Millisecond
 // worker's goroutines and prefetch together must fit the credit a
 // distributor keeps for one worker (maxWindow).
 const (
-	maxPrefetch    = 1 << 20
-	maxConcurrency = 1 << 16
+	maxPrefetch    = 1 << 16
+	maxConcurrency = 1 << 15
 )
 
 // DefaultEndGrace is how long a distributor waits, at the end of a run, for
@@ -410,7 +410,7 @@ func WithRejoin(within time.Duration) PeerOption {
 
 // WithConcurrency sets the number of goroutines that execute items in one
 // worker, the original's MultiThreadedWorker (default 1: one item at a time,
-// the SingleThreadedWorker). At most 65536.
+// the SingleThreadedWorker). At most 32768.
 func WithConcurrency(n int) WorkerOption {
 	return workerOption{name: "WithConcurrency", set: func(s *workerSettings) error {
 		if n < 1 {
@@ -429,7 +429,8 @@ func WithConcurrency(n int) WorkerOption {
 // grows while items are shorter than a round trip. A number fixes the
 // window: 0 makes a round trip to the distributor sit between two items;
 // more helps when items are tiny and the network slow, at the cost of
-// fairness at the end of a run. At most 2^20.
+// fairness at the end of a run. At most 65536, and the goroutines plus
+// the prefetch at most 65536.
 func WithPrefetch(n int) WorkerOption {
 	return workerOption{name: "WithPrefetch", set: func(s *workerSettings) error {
 		if n < DefaultPrefetch || n > maxPrefetch {

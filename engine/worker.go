@@ -511,7 +511,14 @@ func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) e
 		}
 		w.log.Debug("item failed", "item", job.ItemID, "err", herr)
 	}
-	if err := r.coll.Send(ctx, env); err != nil {
+	err := r.coll.Send(ctx, env)
+	if errors.Is(err, transport.ErrTooLarge) && env.Kind == transport.KindResult {
+		// The result cannot travel: the item fails, for good, saying why.
+		env.Kind, env.Flags = transport.KindFailure, env.Flags|transport.FlagPermanent
+		env.Payload = []byte(fmt.Sprintf("result of %d bytes: %v", len(env.Payload), err))
+		err = r.coll.Send(ctx, env)
+	}
+	if err != nil {
 		return fmt.Errorf("send result of item %d: %w", job.ItemID, err)
 	}
 	r.mu.Lock()

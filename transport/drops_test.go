@@ -36,3 +36,8 @@ func TestDropCounterLogsOneLinePerReasonPerInterval(t *testing.T) {
 	assert.Equal(t, uint64(2001), c.Total())
 	assert.Nil(t, (&DropCounter{}).Counts())
 }
+
+func TestPeerIDPrintsBinaryIDsInHex(t *testing.T) {
+	assert.Equal(t, "worker-1", PeerID("worker-1").String())
+	assert.Equal(t, "806b8b4567", PeerID("\x80\x6b\x8b\x45\x67").String())
+}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -19,11 +20,25 @@ var (
 	ErrAddrInUse = errors.New("transport: address already in use")
 	// ErrNoTransport: no transport is registered for the endpoint's scheme.
 	ErrNoTransport = errors.New("transport: no transport registered for scheme")
+	// ErrTooLarge: Send refused a message over the transport's size
+	// limit, and sent nothing.
+	ErrTooLarge = errors.New("transport: message over the size limit")
 )
 
 // PeerID names one connected peer of a Listener. It is only meaningful to the
 // Listener that returned it.
 type PeerID string
+
+// String returns the id as it is, if it is printable ASCII, and in hex
+// otherwise (ZeroMQ routing ids are random bytes), for logs and errors.
+func (p PeerID) String() string {
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] > 0x7e {
+			return hex.EncodeToString([]byte(p))
+		}
+	}
+	return string(p)
+}
 
 // Listener is the bound side of an endpoint: it receives from many peers and
 // replies to one. ZeroMQ's ROUTER fits it.
@@ -98,7 +113,8 @@ type Conn interface {
 //     their goodbyes, not from the transport.
 //   - Bad input is dropped, counted (StatsReporter) and never stops a
 //     Listener or Conn: a malformed frame, an unknown version or kind, a
-//     message over the transport's size limit.
+//     message over the transport's size limit. A transport with a size
+//     limit refuses to send a message over it (ErrTooLarge).
 //   - Copies: Send never keeps the caller's payload, and what Recv returns
 //     is the caller's to keep.
 //
@@ -126,6 +142,13 @@ const (
 	DropPeerGone DropReason = "peer gone"
 	// DropSendFailed: the transport failed to send it for another reason.
 	DropSendFailed DropReason = "send failed"
+	// DropPeerFull: the message was for a peer whose queue was full: it
+	// has not read what it was sent for a long time.
+	DropPeerFull DropReason = "peer not reading"
+	// DropTooManyPeers counts peers, not messages: those a Listener
+	// forgot because more peers than its limit were heard from more
+	// recently.
+	DropTooManyPeers DropReason = "too many peers"
 )
 
 // Stats is a snapshot of a Listener's or Conn's counters.

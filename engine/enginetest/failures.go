@@ -282,7 +282,7 @@ func testBadConfiguration(t *testing.T, s Suite) {
 		{"metadata nil fetch", ctorErr(engine.NewMetadataSource(ep, nil)), []string{"nil fetch"}, nil},
 		{"zero concurrency", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(0))), []string{"WithConcurrency", "concurrency 0"}, nil},
 		{"negative prefetch", ctorErr(engine.NewWorker(ep, "x", h, engine.WithPrefetch(-2))), []string{"WithPrefetch"}, nil},
-		{"window over the limit", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(1<<16), engine.WithPrefetch(1<<20))), []string{"65536 goroutines", "1048576"}, nil},
+		{"window over the limit", ctorErr(engine.NewWorker(ep, "x", h, engine.WithConcurrency(1<<15), engine.WithPrefetch(1<<16))), []string{"32768 goroutines", "65536"}, nil},
 		{"nil logger", ctorErr(engine.NewWorker(ep, "x", h, engine.WithLogger(nil))), []string{"WithLogger", "nil logger"}, nil},
 		{"nil transport", ctorErr(engine.NewCollector(ep, newRecorder(), engine.WithTransport(nil))), []string{"WithTransport", "nil transport"}, nil},
 		{"nil ack handler", ctorErr(engine.NewDistributor(ep, []engine.TaskSpec{{Type: "x", Task: task}}, engine.WithAckHandler(nil))), []string{"WithAckHandler"}, nil},

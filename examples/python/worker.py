@@ -24,6 +24,7 @@ Exit codes, as the Go programs': 0 the run completed, 1 failed or refused,
 """
 
 import argparse
+import os
 import signal
 import struct
 import sys
@@ -96,6 +97,11 @@ class Worker:
         self.coll = self.ctx.socket(zmq.DEALER)
         for s in (self.dist, self.coll):
             s.setsockopt(zmq.LINGER, 1000)
+            # A routing id of our own, as PROTOCOL.md requires: 16 random
+            # bytes, the first not zero.
+            rid = bytearray(os.urandom(16))
+            rid[0] |= 0x80
+            s.setsockopt(zmq.ROUTING_ID, bytes(rid))
         # The collector first, as the Go worker does; no handshake there.
         self.coll.connect(args.collector)
         self.dist.connect(args.distributor)

@@ -41,8 +41,8 @@ type Features struct {
 	// message that found out as transport.DropPeerGone.
 	DepartureOnClose bool
 	// MaxMessageSize is the largest encoded envelope the transport, as set
-	// up for the suite, accepts; 0 for no limit. A larger one must be
-	// dropped at the receiver and counted as transport.DropOversize.
+	// up for the suite, accepts; 0 for no limit. Send must refuse a larger
+	// one with transport.ErrTooLarge.
 	MaxMessageSize int
 }
 
@@ -72,7 +72,7 @@ func Run(t *testing.T, s Suite) {
 		{"PayloadIsCopied", testPayloadIsCopied},
 		{"SendWithDoneContextNeverWaits", testSendWithDoneContextNeverWaits},
 		{"LargeMessage", testLargeMessage},
-		{"OversizeIsDroppedAndCounted", testOversizeIsDroppedAndCounted},
+		{"OversizeIsRefused", testOversizeIsRefused},
 		{"StatsCountPeers", testStatsCountPeers},
 	}
 	for _, tt := range tests {
@@ -467,7 +467,7 @@ func testLargeMessage(t *testing.T, s Suite) {
 	require.True(t, bytes.Equal(big.Payload, back.Payload))
 }
 
-func testOversizeIsDroppedAndCounted(t *testing.T, s Suite) {
+func testOversizeIsRefused(t *testing.T, s Suite) {
 	limit := s.Features.MaxMessageSize
 	if limit == 0 {
 		t.Skip("the transport has no message size limit (Features.MaxMessageSize is 0)")
@@ -475,15 +475,24 @@ func testOversizeIsDroppedAndCounted(t *testing.T, s Suite) {
 	ctx := testCtx(t)
 	l := s.listen(t, ctx)
 	c := s.dial(t, ctx, l.Addr())
-	over := work(1)
-	over.Payload = make([]byte, limit+1-(&transport.Envelope{Kind: over.Kind, TaskType: over.TaskType}).EncodedLen())
-	require.Equal(t, limit+1, over.EncodedLen())
-	require.NoError(t, c.Send(ctx, over), "the receiver drops it; the sender cannot know")
-	require.NoError(t, c.Send(ctx, work(2)))
-	_, env, err := l.Recv(ctx)
-	require.NoError(t, err, "the Listener serves on after an oversize message")
-	assert.Equal(t, uint64(2), env.ItemID)
-	assert.Equal(t, uint64(1), transport.StatsOf(l).Dropped[transport.DropOversize])
+	sized := func(id uint64, n int) transport.Envelope {
+		env := work(id)
+		env.Payload = make([]byte, n-(&transport.Envelope{Kind: env.Kind, TaskType: env.TaskType}).EncodedLen())
+		require.Equal(t, n, env.EncodedLen())
+		return env
+	}
+	over := sized(1, limit+1)
+	require.ErrorIs(t, c.Send(ctx, over), transport.ErrTooLarge, "a Conn refuses a message over the limit")
+	require.NoError(t, c.Send(ctx, sized(2, limit)), "a message of exactly the limit goes")
+	from, env, err := l.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), env.ItemID, "the refused message was not sent")
+	require.ErrorIs(t, l.Send(ctx, from, over), transport.ErrTooLarge, "a Listener refuses one too")
+	require.NoError(t, l.Send(ctx, from, work(3)))
+	back, err := c.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), back.ItemID)
+	assert.Zero(t, transport.StatsOf(l).TotalDropped(), "nothing oversize was sent, so nothing was dropped")
 }
 
 func testStatsCountPeers(t *testing.T, s Suite) {

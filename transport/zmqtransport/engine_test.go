@@ -69,9 +69,9 @@ func TestEngineOnEphemeralPorts(t *testing.T) {
 	assert.Equal(t, int64(items), results.Load())
 }
 
-// TestComponentsSurfaceTransportDrops gives the collector a transport of
-// its own with a small size limit; a frame over it, sent by a stranger,
-// shows in the collector's Stats, and the run completes.
+// TestComponentsSurfaceTransportDrops: a malformed frame sent to the
+// collector by a stranger shows in the collector's Stats, and the run
+// completes.
 func TestComponentsSurfaceTransportDrops(t *testing.T) {
 	ctx := testCtx(t)
 	ep := engine.Endpoints{Distributor: ipcEndpoint(t), Collector: ipcEndpoint(t)}
@@ -92,7 +92,7 @@ func TestComponentsSurfaceTransportDrops(t *testing.T) {
 	raw, err := zctx.NewSocket(zmq.DEALER)
 	require.NoError(t, err)
 	require.NoError(t, raw.Connect(ep.Collector))
-	_, err = raw.SendBytes(make([]byte, 2<<10), 0)
+	_, err = raw.SendBytes([]byte("not an envelope"), 0)
 	require.NoError(t, err)
 
 	w, err := engine.NewWorker(ep, "calc", engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil }))
@@ -102,7 +102,7 @@ func TestComponentsSurfaceTransportDrops(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	st := c.Stats()
-	assert.Equal(t, uint64(1), st.Transport.Dropped[transport.DropOversize], "the collector's transport dropped the frame over its limit: %+v", st)
+	assert.Equal(t, uint64(1), st.Transport.Dropped[transport.DropMalformed], "the collector's transport dropped the frame: %+v", st)
 	assert.Zero(t, d.Stats().Transport.TotalDropped())
 	require.NoError(t, raw.SetLinger(0))
 	require.NoError(t, raw.Close())
@@ -117,4 +117,44 @@ func TestEngineRefusesAnIPCPathOverTheOSLimit(t *testing.T) {
 	require.ErrorIs(t, err, transport.ErrInvalidEndpoint)
 	assert.Contains(t, err.Error(), long)
 	assert.Contains(t, err.Error(), "OS limit")
+}
+
+// A result over the transport's size limit cannot travel: the worker
+// fails the item for good, saying why, and the run completes. An item
+// over it stops the distributor with an error that names it.
+func TestMessagesOverTheLimitFailLoudly(t *testing.T) {
+	ctx := testCtx(t)
+	small := zmqtransport.New(zmqtransport.Options{MaxMessageSize: 1 << 10})
+	ep := engine.Endpoints{Distributor: ipcEndpoint(t), Collector: ipcEndpoint(t)}
+	items := engine.Items(3, func(i int) (any, error) { return i, nil })
+	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "calc", Task: items}}, engine.WithTransport(small))
+	require.NoError(t, err)
+	var failures []string
+	c, err := engine.NewCollector(ep, engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }),
+		engine.WithTransport(small), engine.WithFailureHandler(func(_ context.Context, e *engine.ItemError) { failures = append(failures, e.Message) }))
+	require.NoError(t, err)
+	w, err := engine.NewWorker(ep, "calc", engine.HandlerFunc(func(_ context.Context, job *engine.Job) (any, error) {
+		if job.ItemID == 2 {
+			return strings.Repeat("x", 2<<10), nil
+		}
+		return nil, nil
+	}), engine.WithTransport(small))
+	require.NoError(t, err)
+	require.NoError(t, engine.RunAll(ctx, d, c, w))
+	require.Len(t, failures, 1)
+	assert.Contains(t, failures[0], "over the size limit")
+	assert.Equal(t, 2, c.Summary().Results)
+
+	ep = engine.Endpoints{Distributor: ipcEndpoint(t), Collector: ipcEndpoint(t)}
+	huge := engine.Items(1, func(int) (any, error) { return strings.Repeat("x", 2<<10), nil })
+	d, err = engine.NewDistributor(ep, []engine.TaskSpec{{Type: "calc", Task: huge}}, engine.WithTransport(small))
+	require.NoError(t, err)
+	c, err = engine.NewCollector(ep, engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }), engine.WithTransport(small))
+	require.NoError(t, err)
+	w, err = engine.NewWorker(ep, "calc", engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil }), engine.WithTransport(small))
+	require.NoError(t, err)
+	err = engine.RunAll(ctx, d, c, w)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "item 1")
+	assert.Contains(t, err.Error(), transport.ErrTooLarge.Error())
 }

@@ -96,7 +96,6 @@ func TestBadFramesAreDroppedCountedAndServingGoesOn(t *testing.T) {
 		{badVersion},
 		{badKind},
 		{good, good}, // two frames where one is expected
-		{make([]byte, 2048)},
 		{good},
 	} {
 		parts := make([]any, len(frames))
@@ -109,12 +108,66 @@ func TestBadFramesAreDroppedCountedAndServingGoesOn(t *testing.T) {
 	_, env, err := l.Recv(ctx)
 	require.NoError(t, err, "the listener still serves after bad input")
 	assert.Equal(t, transport.KindHello, env.Kind)
-	assert.Equal(t, map[transport.DropReason]uint64{transport.DropMalformed: 4, transport.DropOversize: 1},
+	assert.Equal(t, map[transport.DropReason]uint64{transport.DropMalformed: 4},
 		transport.StatsOf(l).Dropped, "each drop is counted under its reason")
 
 	require.NoError(t, raw.SetLinger(0))
 	require.NoError(t, raw.Close())
 	require.NoError(t, zctx.Term())
+}
+
+// A peer that sends a frame over the limit loses its connection before
+// the listener stores the frame; the listener serves on, and a frame of
+// exactly the limit is delivered.
+func TestOversizeFrameClosesTheSendersConnection(t *testing.T) {
+	ctx := testCtx(t)
+	const limit = 1 << 10
+	tr := zmqtransport.New(zmqtransport.Options{MaxMessageSize: limit})
+	parsed, err := transport.ParseEndpoint(tcpEndpoint(t))
+	require.NoError(t, err)
+	l, err := tr.Listen(ctx, parsed)
+	require.NoError(t, err)
+	defer l.Close()
+
+	zctx, err := zmq.NewContext()
+	require.NoError(t, err)
+	defer func() { require.NoError(t, zctx.Term()) }()
+	raw, err := zctx.NewSocket(zmq.DEALER)
+	require.NoError(t, err)
+	mon := "inproc://oversize-monitor"
+	require.NoError(t, raw.Monitor(mon, zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED))
+	watch, err := zctx.NewSocket(zmq.PAIR)
+	require.NoError(t, err)
+	require.NoError(t, watch.Connect(mon))
+	require.NoError(t, watch.SetRcvtimeo(10*time.Second))
+	next := func() zmq.Event {
+		ev, _, _, err := watch.RecvEvent(0)
+		require.NoError(t, err)
+		return ev
+	}
+	require.NoError(t, raw.Connect(l.Addr().String()))
+	require.Equal(t, zmq.EVENT_CONNECTED, next())
+	over := transport.Envelope{Kind: transport.KindResult, TaskType: "t", Payload: make([]byte, limit)}
+	frame, err := over.MarshalBinary()
+	require.NoError(t, err)
+	_, err = raw.SendBytes(frame, 0)
+	require.NoError(t, err)
+	require.Equal(t, zmq.EVENT_DISCONNECTED, next(), "the listener closed the connection of the frame over its limit")
+
+	exact := transport.Envelope{Kind: transport.KindResult, TaskType: "t", ItemID: 2}
+	exact.Payload = make([]byte, limit-exact.EncodedLen())
+	frame, err = exact.MarshalBinary()
+	require.NoError(t, err)
+	_, err = raw.SendBytes(frame, 0) // after the DEALER connected again
+	require.NoError(t, err)
+	_, env, err := l.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), env.ItemID, "only the frame within the limit arrived")
+
+	require.NoError(t, raw.SetLinger(0))
+	require.NoError(t, raw.Close())
+	require.NoError(t, watch.SetLinger(0))
+	require.NoError(t, watch.Close())
 }
 
 func TestEndpointChecks(t *testing.T) {

@@ -17,14 +17,18 @@ const (
 	DefaultMaxMessageSize = 64 << 20
 	DefaultLinger         = 100 * time.Millisecond
 	DefaultBuffer         = 1024
+	DefaultSendQueue      = 1 << 17
+	DefaultReceiveQueue   = 1000
+	DefaultMaxPeers       = 4096
 )
 
 // Options configure a Transport. The zero value uses the defaults.
 type Options struct {
-	// MaxMessageSize is the largest encoded envelope accepted; larger ones
-	// are dropped and counted (DefaultMaxMessageSize). A peer that sends
-	// a frame over twice this size is disconnected by libzmq before the
-	// frame is read, and nothing is counted.
+	// MaxMessageSize is the largest encoded envelope sent or received
+	// (DefaultMaxMessageSize). Send refuses a larger one with
+	// transport.ErrTooLarge; libzmq closes a connection that sends one as
+	// soon as its header arrives, before storing any of it. Give every
+	// process of a pipeline the same limit.
 	MaxMessageSize int
 	// Linger bounds how long Close waits for queued messages to leave
 	// (DefaultLinger).
@@ -32,6 +36,23 @@ type Options struct {
 	// Buffer is the number of messages queued between the owner goroutine
 	// and the callers of Send and Recv, each way (DefaultBuffer).
 	Buffer int
+	// SendQueue is how many messages libzmq queues for one peer that does
+	// not read them (ZMQ_SNDHWM, DefaultSendQueue). It is far above what
+	// the engine has in flight to a peer (a worker's window is at most
+	// 65536 items), so only a peer that stopped reading fills it; a
+	// Listener then drops what else it is sent, counted as
+	// transport.DropPeerFull, and a Conn's Send waits.
+	SendQueue int
+	// ReceiveQueue is how many messages libzmq takes in from one peer
+	// before it stops reading that peer's connection until the program
+	// catches up (ZMQ_RCVHWM, DefaultReceiveQueue).
+	ReceiveQueue int
+	// MaxPeers bounds how many peers a Listener remembers (to tell a
+	// departed peer from a live one, and to count them;
+	// DefaultMaxPeers). When a new peer would pass it, the quarter heard
+	// from least recently is forgotten: Send to one of them returns
+	// transport.ErrUnknownPeer until it sends again.
+	MaxPeers int
 	// Logger receives dropped-message and connection logs; discarded by
 	// default.
 	Logger *slog.Logger
@@ -46,6 +67,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = DefaultSendQueue
+	}
+	if o.ReceiveQueue <= 0 {
+		o.ReceiveQueue = DefaultReceiveQueue
+	}
+	if o.MaxPeers <= 0 {
+		o.MaxPeers = DefaultMaxPeers
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -3,11 +3,14 @@
 package zmqtransport
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +50,10 @@ type inMsg struct {
 	env  transport.Envelope
 }
 
+// peerEntry is what a Listener remembers of a peer: when it was last heard
+// from, in received messages.
+type peerEntry struct{ seen atomic.Uint64 }
+
 // pipe is one ZeroMQ socket with its owner goroutine and the channels the
 // rest of the program reaches it through.
 type pipe struct {
@@ -71,8 +78,9 @@ type pipe struct {
 	heldIn  *inMsg  // received, waiting for room in the inbox
 	heldOut *outMsg // refused by libzmq for now
 
-	known sync.Map // ROUTER: routing ids seen (string -> struct{})
+	known sync.Map // ROUTER: routing ids seen (string -> *peerEntry)
 	peers atomic.Int64
+	seq   uint64             // owner: counts the messages received, to age peers
 	addr  transport.Endpoint // ROUTER: the bound endpoint; set before open returns
 	drops transport.DropCounter
 }
@@ -201,7 +209,10 @@ var shared struct {
 }
 
 func sharedContext() (*zmq.Context, error) {
-	shared.once.Do(func() { shared.ctx, shared.err = zmq.NewContext() })
+	shared.once.Do(func() {
+		seedLibzmqRandom()
+		shared.ctx, shared.err = zmq.NewContext()
+	})
 	return shared.ctx, shared.err
 }
 
@@ -210,21 +221,23 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zmqtransport: new socket: %w", err)
 	}
-	if err := sock.SetSndhwm(0); err != nil { // the engine's credits bound what is queued
-		return sock, err
-	}
-	if err := sock.SetRcvhwm(0); err != nil {
-		return sock, err
-	}
-	// A hard guard far above the limit: libzmq drops a peer that sends more
-	// than this before it allocates the message. Between the two, messages
-	// arrive and are dropped and counted here.
-	if err := sock.SetMaxmsgsize(2 * int64(p.opts.MaxMessageSize)); err != nil {
-		return sock, err
-	}
-	if p.ipv6 {
-		if err := sock.SetIpv6(true); err != nil {
-			return sock, err
+	for _, set := range []func() error{
+		func() error { return sock.SetSndhwm(p.opts.SendQueue) },
+		func() error { return sock.SetRcvhwm(p.opts.ReceiveQueue) },
+		// libzmq closes the connection of a peer that sends more, as soon
+		// as the frame's header arrives, before it stores any of it.
+		func() error { return sock.SetMaxmsgsize(int64(p.opts.MaxMessageSize)) },
+		func() error { return sock.SetHandshakeIvl(handshakeTimeout) },
+		// ZMTP heartbeats close connections whose other end vanished
+		// without a word (a host powered off, a network cut), so libzmq
+		// frees them and a DEALER connects again; the engine's own
+		// heartbeats decide when a peer is gone.
+		func() error { return sock.SetHeartbeatIvl(zmtpHeartbeat) },
+		func() error { return sock.SetHeartbeatTimeout(zmtpTimeout) },
+		func() error { return sock.SetIpv6(p.ipv6) },
+	} {
+		if err := set(); err != nil {
+			return sock, fmt.Errorf("zmqtransport %q: socket option: %w", p.endpoint, err)
 		}
 	}
 	if p.kind == zmq.ROUTER {
@@ -243,6 +256,11 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 		}
 		return sock, nil
 	}
+	// A routing id of its own, so that the listener never makes one up
+	// for it: see newRoutingID.
+	if err := sock.SetIdentity(newRoutingID()); err != nil {
+		return sock, err
+	}
 	if err := sock.SetReconnectIvl(reconnectMin); err != nil {
 		return sock, err
 	}
@@ -253,6 +271,33 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 		return sock, fmt.Errorf("zmqtransport: connect %q: %w", p.endpoint, err)
 	}
 	return sock, nil
+}
+
+// handshakeTimeout bounds how long a connection may take to complete its
+// ZMTP handshake before libzmq closes it.
+const handshakeTimeout = 10 * time.Second
+
+// ZMTP heartbeats: a ping every zmtpHeartbeat, and a connection that
+// answers nothing for zmtpTimeout after one is closed.
+const (
+	zmtpHeartbeat = 2 * time.Second
+	zmtpTimeout   = 20 * time.Second
+)
+
+// newRoutingID returns a random routing id for a DEALER: 16 bytes, the
+// first never zero.
+//
+// libzmq 4.3 aborts the process (an assertion in the ROUTER) when an id it
+// generates for a peer without one is already taken, and ids starting with
+// a zero byte are the ones it generates. So every DEALER of this package
+// brings its own id, and PROTOCOL.md requires the same of foreign peers;
+// the ids libzmq generates for peers that still bring none are made
+// unpredictable by seedLibzmqRandom.
+func newRoutingID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
+	b[0] |= 0x80
+	return string(b[:])
 }
 
 func bindError(endpoint string, err error) error {
@@ -342,6 +387,10 @@ func (p *pipe) flushOut() {
 		}
 		switch {
 		case err == nil:
+		case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) && p.kind == zmq.ROUTER:
+			// That peer's queue is full: it stopped reading. Holding
+			// the message would hold up every other peer.
+			p.drop(transport.DropPeerFull, fmt.Errorf("peer %x: %d messages queued", m.to, p.opts.SendQueue))
 		case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN):
 			p.heldOut = &m
 			return
@@ -402,19 +451,56 @@ func (p *pipe) decode(frames [][]byte) (inMsg, bool) {
 	if p.kind == zmq.ROUTER {
 		id := string(frames[0])
 		m.from = transport.PeerID(id)
-		if _, ok := p.known.Load(id); !ok {
-			if _, loaded := p.known.LoadOrStore(id, struct{}{}); !loaded {
-				p.peers.Add(1)
+		p.seq++
+		if e, ok := p.known.Load(id); ok {
+			e.(*peerEntry).seen.Store(p.seq)
+		} else {
+			if p.peers.Load() >= int64(p.opts.MaxPeers) {
+				p.forgetOldest()
 			}
+			e := &peerEntry{}
+			e.seen.Store(p.seq)
+			p.known.Store(id, e)
+			p.peers.Add(1)
 		}
 	}
 	return m, true
+}
+
+// forgetOldest forgets the quarter of the known peers heard from least
+// recently, to make room for new ones.
+func (p *pipe) forgetOldest() {
+	type aged struct {
+		id   any
+		seen uint64
+	}
+	var all []aged
+	p.known.Range(func(k, v any) bool {
+		all = append(all, aged{k, v.(*peerEntry).seen.Load()})
+		return true
+	})
+	slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.seen, b.seen) })
+	for _, a := range all[:max(len(all)/4, 1)] {
+		if _, ok := p.known.LoadAndDelete(a.id); ok {
+			p.peers.Add(-1)
+			p.drop(transport.DropTooManyPeers, fmt.Errorf("over %d peers: forgot %x, heard from least recently", p.opts.MaxPeers, a.id))
+		}
+	}
 }
 
 // drop counts a message that was thrown away and logs why, sparingly (see
 // transport.DropCounter).
 func (p *pipe) drop(reason transport.DropReason, err error) {
 	p.drops.Drop(p.log, reason, "message dropped", "err", err)
+}
+
+// fits returns transport.ErrTooLarge, wrapped, if env is over the size
+// limit.
+func (p *pipe) fits(env *transport.Envelope) error {
+	if n := env.EncodedLen(); n > p.opts.MaxMessageSize {
+		return fmt.Errorf("zmqtransport %q: %s of %d bytes: %w (%d bytes)", p.endpoint, env.Kind, n, transport.ErrTooLarge, p.opts.MaxMessageSize)
+	}
+	return nil
 }
 
 func (p *pipe) send(ctx context.Context, m outMsg) error {
@@ -558,6 +644,9 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	if _, ok := l.p.known.Load(string(to)); !ok {
 		return fmt.Errorf("zmqtransport %q: send to %x: %w", l.p.endpoint, string(to), transport.ErrUnknownPeer)
 	}
+	if err := l.p.fits(&env); err != nil {
+		return err
+	}
 	data, err := env.MarshalBinary()
 	if err != nil {
 		return err
@@ -582,6 +671,9 @@ func (l *listener) Stats() transport.Stats { return l.p.stats() }
 type conn struct{ p *pipe }
 
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
+	if err := c.p.fits(&env); err != nil {
+		return err
+	}
 	data, err := env.MarshalBinary()
 	if err != nil {
 		return err

@@ -47,8 +47,9 @@ type Transport struct {
 	peers     atomic.Uint64                 // numbers PeerIDs
 }
 
-// New returns a transport for endpoints "scheme://name" that drops
-// messages over maxMessageSize bytes (DefaultMaxMessageSize for 0).
+// New returns a transport for endpoints "scheme://name" that refuses to
+// send, and drops on receipt, messages over maxMessageSize bytes
+// (DefaultMaxMessageSize for 0).
 func New(scheme string, maxMessageSize int) *Transport {
 	if maxMessageSize <= 0 {
 		maxMessageSize = DefaultMaxMessageSize
@@ -259,6 +260,15 @@ func (e *end) close() {
 // errBroken: the pipe under an end broke.
 var errBroken = errors.New("pipetransport: pipe broken")
 
+// fits returns transport.ErrTooLarge, wrapped, if env is over the size
+// limit.
+func (t *Transport) fits(env *transport.Envelope) error {
+	if n := env.EncodedLen(); n > t.max {
+		return fmt.Errorf("pipetransport: %s of %d bytes: %w (%d bytes)", env.Kind, n, transport.ErrTooLarge, t.max)
+	}
+	return nil
+}
+
 func frame(env transport.Envelope) ([]byte, error) {
 	b := make([]byte, 4, 4+env.EncodedLen())
 	binary.BigEndian.PutUint32(b, uint32(env.EncodedLen()))
@@ -398,6 +408,9 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	if e == nil {
 		return fmt.Errorf("pipetransport %q: send to %s: %w", l.ep, to, transport.ErrUnknownPeer)
 	}
+	if err := l.t.fits(&env); err != nil {
+		return err
+	}
 	b, err := frame(env)
 	if err != nil {
 		return err
@@ -514,6 +527,9 @@ func (c *conn) lost(e *end) {
 
 // Send waits for a listener, then queues the frame on the current pipe.
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
+	if err := c.t.fits(&env); err != nil {
+		return err
+	}
 	b, err := frame(env)
 	if err != nil {
 		return err
