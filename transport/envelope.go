@@ -158,6 +158,11 @@ type Envelope struct {
 	Token    Token
 	TaskType string
 	Payload  []byte
+	// Principal is who sent the message, as a Listener that
+	// authenticates its peers (auth.Authorizer) knows it: the client's
+	// public key in Z85. It is set on receipt, never sent; empty when the
+	// Listener does not authenticate.
+	Principal string
 }
 
 // TokenLen is the size of an assignment token.

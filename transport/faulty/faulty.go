@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // Direction says which way a message travels, seen from the wrapped
@@ -367,6 +368,22 @@ func (l *listener) Close() error { return l.e.close() }
 
 // Stats are the wrapped Listener's.
 func (l *listener) Stats() transport.Stats { return transport.StatsOf(l.l) }
+
+// Authenticated reports whether the wrapped Listener authenticates its
+// peers (auth.Authorizer).
+func (l *listener) Authenticated() bool {
+	a, ok := l.l.(auth.Authorizer)
+	return ok && a.Authenticated()
+}
+
+// Authorize asks the wrapped Listener, and allows everything if it does
+// not authenticate.
+func (l *listener) Authorize(principal string, role transport.Role, taskType string) error {
+	if a, ok := l.l.(auth.Authorizer); ok {
+		return a.Authorize(principal, role, taskType)
+	}
+	return nil
+}
 
 type conn struct {
 	e *endpoint

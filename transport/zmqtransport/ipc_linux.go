@@ -15,6 +15,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // An ipc endpoint is a socket file, which libzmq handles carelessly: a
@@ -71,7 +72,7 @@ func (t *Transport) listenIPC(ctx context.Context, ep transport.Endpoint) (*list
 		_ = c.Close()
 		return nil, fmt.Errorf("zmqtransport: bind %q: another listener answers there: %w", ep, transport.ErrAddrInUse)
 	}
-	p, err := open(zmq.ROUTER, ep, t.opts)
+	p, err := open(zmq.ROUTER, ep, t.opts, auth.Key{})
 	if err != nil {
 		return nil, err
 	}

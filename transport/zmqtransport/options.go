@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // ErrNoCgo is returned by Listen and Dial in a binary built without cgo or
@@ -53,6 +54,11 @@ type Options struct {
 	// from least recently is forgotten: Send to one of them returns
 	// transport.ErrUnknownPeer until it sends again.
 	MaxPeers int
+	// Curve, if set, turns on CURVE: every connection is authenticated
+	// and encrypted with these keys, and listeners accept only the
+	// client keys on Curve.Access (see "Security" in the package doc).
+	// Secure sets it.
+	Curve *auth.Config
 	// Logger receives dropped-message and connection logs; discarded by
 	// default.
 	Logger *slog.Logger
@@ -94,7 +100,21 @@ type Transport struct {
 // New returns a Transport with opts.
 func New(opts Options) *Transport { return &Transport{opts: opts.withDefaults()} }
 
-var _ transport.Transport = (*Transport)(nil)
+var (
+	_ transport.Transport = (*Transport)(nil)
+	_ auth.Securer        = (*Transport)(nil)
+)
+
+// Secure returns a Transport like t that authenticates and encrypts with
+// CURVE, using cfg (see "Security" in the package doc).
+func (t *Transport) Secure(cfg auth.Config) (transport.Transport, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	opts := t.opts
+	opts.Curve = &cfg
+	return New(opts), nil
+}
 
 func init() {
 	t := New(Options{})

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // idleRetry bounds how long the owner waits without a signal, as a
@@ -78,6 +80,16 @@ type pipe struct {
 	heldIn  *inMsg  // received, waiting for room in the inbox
 	heldOut *outMsg // refused by libzmq for now
 
+	// CURVE: the keys and access list, or nil; a ROUTER's ZAP domain.
+	curve     *auth.Config
+	serverKey auth.Key // DEALER: the listener's public key
+	zapDomain string
+
+	// Owned by the owner goroutine: the socket's monitor, and the
+	// handshakes a DEALER failed in a row.
+	mon            *zmq.Socket
+	handshakeFails int
+
 	known sync.Map // ROUTER: routing ids seen (string -> *peerEntry)
 	peers atomic.Int64
 	seq   uint64             // owner: counts the messages received, to age peers
@@ -87,17 +99,19 @@ type pipe struct {
 
 // open starts the owner goroutine, which creates the socket and binds or
 // connects it; open returns once that succeeded or failed.
-func open(kind zmq.Type, ep transport.Endpoint, opts Options) (*pipe, error) {
+func open(kind zmq.Type, ep transport.Endpoint, opts Options, serverKey auth.Key) (*pipe, error) {
 	p := &pipe{
-		kind:     kind,
-		endpoint: ep.String(),
-		ipv6:     ep.Scheme == SchemeTCP && strings.HasPrefix(ep.Address, "["),
-		opts:     opts,
-		log:      opts.Logger.With("component", "zmqtransport", "endpoint", ep.String()),
-		outbox:   make(chan outMsg, opts.Buffer),
-		inbox:    make(chan inMsg, opts.Buffer),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		kind:      kind,
+		curve:     opts.Curve,
+		serverKey: serverKey,
+		endpoint:  ep.String(),
+		ipv6:      ep.Scheme == SchemeTCP && strings.HasPrefix(ep.Address, "["),
+		opts:      opts,
+		log:       opts.Logger.With("component", "zmqtransport", "endpoint", ep.String()),
+		outbox:    make(chan outMsg, opts.Buffer),
+		inbox:     make(chan inMsg, opts.Buffer),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	ready := make(chan error, 1)
 	go p.own(ready)
@@ -122,9 +136,11 @@ func (p *pipe) own(ready chan<- error) {
 	}
 	sock, err := p.setUp(zctx)
 	if err == nil {
-		var fd int
+		var fd, monFD int
 		if fd, err = sock.GetFd(); err == nil {
-			p.w, err = newWaiter(fd)
+			if monFD, err = p.mon.GetFd(); err == nil {
+				p.w, err = newWaiter(fd, monFD)
+			}
 		}
 		if err != nil {
 			err = fmt.Errorf("zmqtransport %q: %w", p.endpoint, err)
@@ -132,9 +148,11 @@ func (p *pipe) own(ready chan<- error) {
 	}
 	if err != nil {
 		if sock != nil {
+			p.stopMonitor(sock)
 			_ = sock.SetLinger(0)
 			_ = sock.Close()
 		}
+		p.leaveZAP()
 		ready <- err
 		return
 	}
@@ -153,50 +171,155 @@ func (p *pipe) own(ready chan<- error) {
 		}
 	}
 	if p.kind == zmq.ROUTER {
-		p.closeReleasing(zctx, sock)
-	} else {
-		_ = sock.SetLinger(p.opts.Linger)
-		_ = sock.Close()
+		p.releaseEndpoint(sock)
 	}
+	p.stopMonitor(sock)
+	_ = sock.SetLinger(p.opts.Linger)
+	_ = sock.Close()
+	p.leaveZAP()
 	p.w.close()
 }
 
-// monitors numbers the inproc endpoints of close-time socket monitors.
+// monitors numbers the inproc endpoints of socket monitors.
 var monitors atomic.Uint64
 
-// closeReleasing closes a listener's socket and waits until libzmq has
-// released its endpoint. libzmq closes the listening port (or unlinks the
-// socket file) in its I/O thread some time after zmq_close returns, so
-// without the wait a Listen of the same endpoint right after Close could
-// fail with "address already in use". The socket's monitor reports
-// EVENT_CLOSED when the listening socket is gone; the wait is bounded by
-// linger plus a second, after which Close returns anyway.
-func (p *pipe) closeReleasing(zctx *zmq.Context, sock *zmq.Socket) {
-	mon := fmt.Sprintf("inproc://zmqtransport-close-%d", monitors.Add(1))
-	var watch *zmq.Socket
-	if err := sock.Monitor(mon, zmq.EVENT_CLOSED); err == nil {
-		if watch, err = zctx.NewSocket(zmq.PAIR); err == nil {
-			if err = watch.Connect(mon); err != nil {
-				_ = watch.Close()
-				watch = nil
-			}
-		}
+// monitorEvents are the events a socket's monitor reports to its owner:
+// how handshakes end, and a listener's endpoint closing.
+const monitorEvents = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+	zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_CLOSED
+
+// startMonitor has libzmq report sock's events to a PAIR socket the owner
+// reads.
+func (p *pipe) startMonitor(zctx *zmq.Context, sock *zmq.Socket) error {
+	ep := fmt.Sprintf("inproc://zmqtransport-monitor-%d", monitors.Add(1))
+	if err := sock.Monitor(ep, monitorEvents); err != nil {
+		return fmt.Errorf("zmqtransport %q: monitor: %w", p.endpoint, err)
 	}
-	_ = sock.SetLinger(p.opts.Linger)
-	_ = sock.Close()
-	if watch == nil {
-		p.log.Warn("cannot watch the listener close; a Listen of its endpoint right after may find it in use")
+	mon, err := zctx.NewSocket(zmq.PAIR)
+	if err != nil {
+		return fmt.Errorf("zmqtransport %q: monitor: %w", p.endpoint, err)
+	}
+	if err := mon.Connect(ep); err != nil {
+		_ = mon.Close()
+		return fmt.Errorf("zmqtransport %q: monitor: %w", p.endpoint, err)
+	}
+	p.mon = mon
+	return nil
+}
+
+// stopMonitor stops sock's monitor and closes the socket that read it.
+// libzmq sends monitor events blocking, from its I/O thread: an event
+// sent to a monitor nobody reads would hang every socket of the context.
+// So the monitor is stopped first (zmq_socket_monitor with no endpoint,
+// after which libzmq sends nothing more), and what it sent before is read.
+func (p *pipe) stopMonitor(sock *zmq.Socket) {
+	if p.mon == nil {
 		return
 	}
-	_ = watch.SetRcvtimeo(p.opts.Linger + time.Second)
+	p.readMonitor()
+	_ = sock.Monitor("", 0)
+	p.readMonitor()
+	_ = p.mon.SetLinger(0)
+	_ = p.mon.Close()
+	p.mon = nil
+}
+
+// leaveZAP gives up a closed listener's ZAP domain.
+func (p *pipe) leaveZAP() {
+	if p.zapDomain != "" {
+		zapHandler.unregister(p.zapDomain)
+		p.zapDomain = ""
+	}
+}
+
+// readMonitor takes in what the monitor reported (see onEvent).
+func (p *pipe) readMonitor() {
 	for {
-		ev, _, _, err := watch.RecvEvent(0)
-		if err != nil || ev == zmq.EVENT_CLOSED {
-			break
+		ev, _, val, err := p.mon.RecvEvent(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		p.onEvent(ev, val)
+	}
+}
+
+// onEvent handles one monitor event: a DEALER whose key the listener
+// refused, or whose handshakes keep failing, stops with an error that
+// says why; a listener counts the handshakes that failed (those ZAP
+// refused are counted as it refuses them).
+func (p *pipe) onEvent(ev zmq.Event, val int) {
+	switch ev {
+	case zmq.EVENT_HANDSHAKE_SUCCEEDED:
+		p.handshakeFails = 0
+	case zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+		if p.kind == zmq.DEALER && p.err == nil {
+			p.err = fmt.Errorf("zmqtransport %q: %w (ZAP status %d)", p.endpoint, auth.ErrRefused, val)
+		}
+	case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+		why := handshakeFailure(ev, val)
+		if p.kind == zmq.ROUTER {
+			p.drop(dropHandshakeFailed, errors.New(why))
+			return
+		}
+		p.handshakeFails++
+		if ev == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL {
+			// The listener found the handshake itself wrong: libzmq
+			// does not try again, and it would fail the same way.
+			p.handshakeFails = maxHandshakeFails
+		}
+		if p.handshakeFails >= maxHandshakeFails && p.err == nil {
+			p.err = fmt.Errorf("zmqtransport %q: %w: %d handshakes in a row failed: %s", p.endpoint, auth.ErrRefused, p.handshakeFails, why)
 		}
 	}
-	_ = watch.SetLinger(0)
-	_ = watch.Close()
+}
+
+// maxHandshakeFails is how many handshakes in a row a DEALER may fail,
+// when the listener only hung up, before it stops: a wrong key never gets
+// better. One the listener called a protocol error stops it at once.
+const maxHandshakeFails = 3
+
+// dropHandshakeFailed counts connections whose ZMTP handshake failed: a
+// client with the wrong server key, without a key where one is needed,
+// or one that does not speak ZMTP.
+const dropHandshakeFailed transport.DropReason = "handshake failed"
+
+// handshakeFailure says what a failed handshake means.
+func handshakeFailure(ev zmq.Event, val int) string {
+	const (
+		cryptographic     = 0x11000001 // ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+		mechanismMismatch = 0x11000002 // ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+	)
+	switch {
+	case ev == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+		return fmt.Sprintf("the connection broke during the handshake (%v): a wrong server key makes the listener hang up", syscall.Errno(val))
+	case val == mechanismMismatch:
+		return "one side uses CURVE keys and the other does not"
+	case val == cryptographic:
+		return "a CURVE message did not decrypt: the wrong server key, or a client that is not who it says"
+	}
+	return fmt.Sprintf("ZMTP protocol error 0x%x", val)
+}
+
+// releaseEndpoint unbinds a listener's endpoint and waits until libzmq
+// has released it. libzmq closes the listening port (or unlinks the socket
+// file) in its I/O thread, some time after zmq_unbind or zmq_close
+// returns, so without the wait a Listen of the same endpoint right after
+// Close could fail with "address already in use". The monitor reports
+// EVENT_CLOSED when the listening socket is gone; the wait is bounded by
+// linger plus a second, after which Close goes on anyway.
+func (p *pipe) releaseEndpoint(sock *zmq.Socket) {
+	if err := sock.Unbind(p.addr.String()); err != nil {
+		p.log.Warn("cannot unbind; a Listen of this endpoint right after Close may find it in use", "err", err)
+		return
+	}
+	_ = p.mon.SetRcvtimeo(p.opts.Linger + time.Second)
+	for {
+		ev, _, val, err := p.mon.RecvEvent(0)
+		if err != nil || ev == zmq.EVENT_CLOSED {
+			return
+		}
+		p.onEvent(ev, val)
+	}
 }
 
 // shared is the process's one ZeroMQ context, created with the first
@@ -226,7 +349,7 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 		func() error { return sock.SetRcvhwm(p.opts.ReceiveQueue) },
 		// libzmq closes the connection of a peer that sends more, as soon
 		// as the frame's header arrives, before it stores any of it.
-		func() error { return sock.SetMaxmsgsize(int64(p.opts.MaxMessageSize)) },
+		func() error { return sock.SetMaxmsgsize(int64(p.opts.MaxMessageSize + p.wireOverhead())) },
 		func() error { return sock.SetHandshakeIvl(handshakeTimeout) },
 		// ZMTP heartbeats close connections whose other end vanished
 		// without a word (a host powered off, a network cut), so libzmq
@@ -239,6 +362,12 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 		if err := set(); err != nil {
 			return sock, fmt.Errorf("zmqtransport %q: socket option: %w", p.endpoint, err)
 		}
+	}
+	if err := p.setUpCurve(sock); err != nil {
+		return sock, err
+	}
+	if err := p.startMonitor(zctx, sock); err != nil {
+		return sock, err
 	}
 	if p.kind == zmq.ROUTER {
 		if err := sock.SetRouterMandatory(1); err != nil {
@@ -271,6 +400,55 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 		return sock, fmt.Errorf("zmqtransport: connect %q: %w", p.endpoint, err)
 	}
 	return sock, nil
+}
+
+// setUpCurve gives the socket its CURVE keys: a listener its server key
+// and a ZAP domain, whose handler accepts only the keys on the access
+// list; a connection its client key and the listener's public key.
+func (p *pipe) setUpCurve(sock *zmq.Socket) error {
+	if p.curve == nil {
+		return nil
+	}
+	k := p.curve.Key
+	var sets []func() error
+	if p.kind == zmq.ROUTER {
+		domain, err := zapHandler.register(&zapDomain{access: p.curve.Access, drops: &p.drops, log: p.log})
+		if err != nil {
+			return err
+		}
+		p.zapDomain = domain
+		sets = []func() error{
+			func() error { return sock.SetCurveServer(1) },
+			func() error { return sock.SetCurveSecretkey(string(k.Secret[:])) },
+			func() error { return sock.SetZapDomain(domain) },
+		}
+	} else {
+		sets = []func() error{
+			func() error { return sock.SetCurveServerkey(string(p.serverKey[:])) },
+			func() error { return sock.SetCurvePublickey(string(k.Public[:])) },
+			func() error { return sock.SetCurveSecretkey(string(k.Secret[:])) },
+		}
+	}
+	for _, set := range sets {
+		if err := set(); err != nil {
+			return fmt.Errorf("zmqtransport %q: CURVE: %w", p.endpoint, err)
+		}
+	}
+	return nil
+}
+
+// curveOverhead is what CURVE adds to a message on the wire: the MESSAGE
+// command's name, nonce, flags and authenticator (33 bytes), rounded up.
+const curveOverhead = 64
+
+// wireOverhead is how much larger than the message a frame on the wire
+// may be: libzmq checks ZMQ_MAXMSGSIZE against the frame, which CURVE
+// encrypts.
+func (p *pipe) wireOverhead() int {
+	if p.curve != nil {
+		return curveOverhead
+	}
+	return 0
 }
 
 // handshakeTimeout bounds how long a connection may take to complete its
@@ -326,6 +504,11 @@ func (p *pipe) step() (done bool, retry time.Duration) {
 		}
 		p.flushOut()
 		p.readIn()
+		p.readMonitor()
+		if p.err != nil {
+			p.log.Error("connection stopped", "err", p.err)
+			return true, 0
+		}
 		// Reading ZMQ_EVENTS lets libzmq process its pending commands, and
 		// a send may have consumed the ZMQ_FD signal of a message that came
 		// in meanwhile: ask before parking, as libzmq's documentation says.
@@ -333,6 +516,9 @@ func (p *pipe) step() (done bool, retry time.Duration) {
 		if err != nil {
 			p.log.Warn("socket events failed", "err", err)
 		} else if ev&zmq.POLLIN != 0 && p.heldIn == nil {
+			continue
+		}
+		if ev, err := p.mon.GetEvents(); err == nil && ev&zmq.POLLIN != 0 {
 			continue
 		}
 		p.asleep.Store(true)
@@ -416,7 +602,17 @@ func (p *pipe) readIn() {
 				return
 			}
 		}
-		frames, err := p.sock.RecvMessageBytes(zmq.DONTWAIT)
+		var (
+			frames [][]byte
+			md     map[string]string
+			err    error
+		)
+		if p.curve != nil && p.kind == zmq.ROUTER {
+			// ZAP's user id for the connection: the client's key.
+			frames, md, err = p.sock.RecvMessageBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+		} else {
+			frames, err = p.sock.RecvMessageBytes(zmq.DONTWAIT)
+		}
 		if err != nil {
 			if zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
 				p.log.Warn("receive failed", "err", err)
@@ -424,6 +620,7 @@ func (p *pipe) readIn() {
 			return
 		}
 		if m, ok := p.decode(frames); ok {
+			m.env.Principal = md["User-Id"]
 			p.heldIn = &m
 		}
 	}
@@ -596,7 +793,7 @@ func (t *Transport) Listen(ctx context.Context, ep transport.Endpoint) (transpor
 	if ep.Scheme == SchemeIPC {
 		return t.listenIPC(ctx, ep)
 	}
-	p, err := open(zmq.ROUTER, ep, t.opts)
+	p, err := open(zmq.ROUTER, ep, t.opts, auth.Key{})
 	if err != nil {
 		return nil, err
 	}
@@ -618,7 +815,15 @@ func (t *Transport) Dial(ctx context.Context, ep transport.Endpoint) (transport.
 			}
 		}
 	}
-	p, err := open(zmq.DEALER, ep, t.opts)
+	var serverKey auth.Key
+	if t.opts.Curve != nil {
+		k, err := t.opts.Curve.ServerKey(ep)
+		if err != nil {
+			return nil, fmt.Errorf("zmqtransport: dial %q: %w", ep, err)
+		}
+		serverKey = k
+	}
+	p, err := open(zmq.DEALER, ep, t.opts, serverKey)
 	if err != nil {
 		return nil, err
 	}
@@ -667,6 +872,18 @@ func (l *listener) Close() error {
 
 // Stats returns the peers the listener knows and what it dropped.
 func (l *listener) Stats() transport.Stats { return l.p.stats() }
+
+// Authenticated reports whether the listener uses CURVE.
+func (l *listener) Authenticated() bool { return l.p.curve != nil }
+
+// Authorize checks principal against the access list; without CURVE it
+// allows everything.
+func (l *listener) Authorize(principal string, role transport.Role, taskType string) error {
+	if l.p.curve == nil {
+		return nil
+	}
+	return l.p.curve.Access.Authorize(principal, role, taskType)
+}
 
 type conn struct{ p *pipe }
 

@@ -23,7 +23,7 @@ import (
 type waiter struct {
 	epfd int
 	efd  int // eventfd written by wake
-	evs  [2]syscall.EpollEvent
+	evs  [4]syscall.EpollEvent
 
 	// mu keeps close from releasing the eventfd under a wake: a Send or
 	// Close racing with the owner's exit must not write to a descriptor
@@ -32,7 +32,9 @@ type waiter struct {
 	closed bool
 }
 
-func newWaiter(zmqFD int) (w *waiter, err error) {
+// newWaiter returns a waiter on libzmq's descriptors of one or more
+// sockets (their ZMQ_FD) and an eventfd of its own.
+func newWaiter(zmqFDs ...int) (w *waiter, err error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -43,7 +45,7 @@ func newWaiter(zmqFD int) (w *waiter, err error) {
 		return nil, fmt.Errorf("eventfd: %w", errno)
 	}
 	w = &waiter{epfd: epfd, efd: int(efd)}
-	for _, fd := range []int{zmqFD, w.efd} {
+	for _, fd := range append(zmqFDs, w.efd) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
 		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			w.close()
