@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // ResultHandler handles one successful result in the collector. What it
@@ -159,6 +160,7 @@ func (c *Collector) run(ctx context.Context) error {
 	c.meter.track(results)
 	defer c.meter.release(results)
 	addr := results.Addr().String()
+	warnIfExposed(c.log, results)
 	c.binding.set(addr)
 	dist, err := c.s.dial(ctx, c.ep.Distributor)
 	if err != nil {
@@ -198,6 +200,7 @@ func (c *Collector) run(ctx context.Context) error {
 		}
 		c.joined.fire()
 		c.log.Info("collector ready", "endpoint", addr, "run", runName(cr.run))
+		cr.auth = authorizerOf(results)
 		err = c.serve(ctx, sess, results, cr)
 		switch {
 		case err == nil:
@@ -235,6 +238,7 @@ type collectorRun struct {
 	run    uint64
 	done   doneSet
 	signer *tokenSigner
+	auth   auth.Authorizer // nil when the listener trusts every peer
 }
 
 // errEnded: the distributor ended the run, complete.
@@ -301,6 +305,12 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 		if env.Kind != transport.KindResult && env.Kind != transport.KindFailure {
 			c.meter.ignore(c.log, IgnoredUnexpected, "unexpected message from a worker; dropped", "kind", env.Kind)
 			continue
+		}
+		if cr.auth != nil {
+			if err := cr.auth.Authorize(env.Principal, transport.RoleWorker, env.TaskType); err != nil {
+				c.meter.ignore(c.log, IgnoredForbidden, "result from a key that is not a worker of its task type; dropped", "task_type", env.TaskType, "item", env.ItemID, "err", err)
+				continue
+			}
 		}
 		if env.Run != cr.run {
 			c.meter.ignore(c.log, IgnoredOtherRun, "result of another run; dropped", "run", runName(env.Run), "item", env.ItemID)

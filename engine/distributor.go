@@ -12,6 +12,7 @@ import (
 
 	"github.com/zmqpipeline/zmqpipeline/dag"
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // Distributor owns the registered tasks and hands their items to workers
@@ -115,6 +116,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 	d.meter.track(l)
 	defer d.meter.release(l)
 	addr := l.Addr().String()
+	warnIfExposed(d.log, l)
 	d.binding.set(addr)
 	r, err := newDistRun(d, l)
 	if err != nil {
@@ -141,6 +143,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 type distRun struct {
 	d       *Distributor
 	l       transport.Listener
+	auth    auth.Authorizer // nil when the listener trusts every peer
 	runID   uint64
 	tracker *dag.Tracker
 	tasks   map[string]*taskState
@@ -186,7 +189,7 @@ func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
 	}
 	key := newTokenKey()
 	r := &distRun{
-		d: d, l: l, runID: newRunID(), tracker: tracker, tokenKey: key, signer: newTokenSigner(key),
+		d: d, l: l, auth: authorizerOf(l), runID: newRunID(), tracker: tracker, tokenKey: key, signer: newTokenSigner(key),
 		tasks:        make(map[string]*taskState, len(d.specs)),
 		peers:        make(map[transport.PeerID]*peerState),
 		items:        make(map[uint64]*flight),

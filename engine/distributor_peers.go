@@ -11,6 +11,7 @@ import (
 // peerState is what the distributor knows of one peer.
 type peerState struct {
 	id        transport.PeerID
+	principal string // the key it said hello with; "" without authentication
 	role      transport.Role
 	taskType  string
 	welcomed  bool
@@ -37,6 +38,12 @@ var doneCtx = func() context.Context {
 
 func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
 	p := r.peers[from]
+	if p != nil && env.Principal != p.principal {
+		// The connection of that routing id is not the one that said
+		// hello: nothing it sends counts for the peer.
+		r.d.meter.ignore(r.d.log, IgnoredForbidden, "message under another key than its peer's hello; dropped", "kind", env.Kind, "peer", from, "key", env.Principal)
+		return nil
+	}
 	if p != nil {
 		p.seen = r.tick
 	}
@@ -156,6 +163,11 @@ func (r *distRun) onHello(ctx context.Context, from transport.PeerID, p *peerSta
 			return err
 		}
 	}
+	if env.Role == transport.RoleWorker || env.Role == transport.RoleCollector {
+		if err := r.authorize(env, env.Role); err != nil {
+			return r.reject(ctx, from, transport.RejectForbidden, "%v", err)
+		}
+	}
 	switch env.Role {
 	case transport.RoleWorker:
 		if _, ok := r.tasks[env.TaskType]; !ok {
@@ -165,13 +177,13 @@ func (r *distRun) onHello(ctx context.Context, from transport.PeerID, p *peerSta
 			r.tell(from, transport.Envelope{Kind: transport.KindEnd})
 			return nil
 		}
-		p = &peerState{id: from, role: transport.RoleWorker, taskType: env.TaskType, seen: r.tick}
+		p = &peerState{id: from, principal: env.Principal, role: transport.RoleWorker, taskType: env.TaskType, seen: r.tick}
 		r.d.log.Info("worker joined", "peer", from, "task_type", env.TaskType, "concurrency", env.Count)
 	case transport.RoleCollector:
 		if r.collector != "" {
 			return r.reject(ctx, from, transport.RejectDuplicate, "a collector is already connected")
 		}
-		p = &peerState{id: from, role: transport.RoleCollector, seen: r.tick}
+		p = &peerState{id: from, principal: env.Principal, role: transport.RoleCollector, seen: r.tick}
 		r.collector = from
 		r.d.log.Info("collector joined", "peer", from)
 	default:
@@ -222,7 +234,19 @@ func (r *distRun) welcome(ctx context.Context, p *peerState) error {
 	return r.dispatchAll(ctx) // hand-out waited for a collector
 }
 
+// authorize checks that the sender of env may take role, when the
+// listener authenticates its peers.
+func (r *distRun) authorize(env transport.Envelope, role transport.Role) error {
+	if r.auth == nil {
+		return nil
+	}
+	return r.auth.Authorize(env.Principal, role, env.TaskType)
+}
+
 func (r *distRun) onMetadata(ctx context.Context, from transport.PeerID, env transport.Envelope) error {
+	if err := r.authorize(env, transport.RoleMetadata); err != nil {
+		return r.reject(ctx, from, transport.RejectForbidden, "%v", err)
+	}
 	if !r.d.s.waitMetadata {
 		return r.reject(ctx, from, transport.RejectUnexpected, "this distributor does not wait for metadata (see WithMetadata)")
 	}

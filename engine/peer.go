@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // errRunOver: the distributor answered a handshake with a completed run's
@@ -213,6 +214,8 @@ func rejectError(env transport.Envelope) error {
 		return fmt.Errorf("%w: %s", ErrUnknownTaskType, reason)
 	case transport.RejectGone:
 		return errGone
+	case transport.RejectForbidden:
+		return fmt.Errorf("%w: %w: %s", ErrRejected, auth.ErrForbidden, reason)
 	}
 	return fmt.Errorf("%w: %s", ErrRejected, reason)
 }

@@ -77,9 +77,13 @@ const (
 	// IgnoredMalformed: a payload the receiver cannot decode, such as the
 	// list of unfinished items in a goodbye.
 	IgnoredMalformed transport.DropReason = "malformed payload"
+	// IgnoredForbidden: a message whose sender's key may not send it: a
+	// result from a key without a worker grant for its task type, or a
+	// message under another key than its peer's hello.
+	IgnoredForbidden transport.DropReason = "forbidden for the sender's key"
 	// IgnoredRefused: a handshake the distributor refused (and answered):
-	// an unknown task type or role, a second collector, metadata it did
-	// not ask for or already has.
+	// an unknown task type or role, a key without the role, a second
+	// collector, metadata it did not ask for or already has.
 	IgnoredRefused transport.DropReason = "handshake refused"
 )
 

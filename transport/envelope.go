@@ -119,6 +119,9 @@ const (
 	// gone, or never said hello): it must drop what it holds for the run
 	// and say hello again.
 	RejectGone RejectCode = 4
+	// RejectForbidden: the sender's key may not take the role it asked
+	// for (see package auth).
+	RejectForbidden RejectCode = 5
 )
 
 // Flags on an envelope.

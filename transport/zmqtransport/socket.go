@@ -603,13 +603,12 @@ func (p *pipe) readIn() {
 			}
 		}
 		var (
-			frames [][]byte
-			md     map[string]string
-			err    error
+			frames    [][]byte
+			principal string
+			err       error
 		)
 		if p.curve != nil && p.kind == zmq.ROUTER {
-			// ZAP's user id for the connection: the client's key.
-			frames, md, err = p.sock.RecvMessageBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+			frames, principal, err = p.recvAuthenticated()
 		} else {
 			frames, err = p.sock.RecvMessageBytes(zmq.DONTWAIT)
 		}
@@ -620,10 +619,29 @@ func (p *pipe) readIn() {
 			return
 		}
 		if m, ok := p.decode(frames); ok {
-			m.env.Principal = md["User-Id"]
+			m.env.Principal = principal
 			p.heldIn = &m
 		}
 	}
+}
+
+// recvAuthenticated receives one message and the User-Id that ZAP gave
+// its connection: the client's key. The id comes from the message's last
+// frame, which libzmq delivers as it came off the connection; the routing
+// id frame a ROUTER puts before it lacks it when the message was looked at
+// before (ZMQ_EVENTS does that).
+func (p *pipe) recvAuthenticated() (frames [][]byte, principal string, err error) {
+	b, md, err := p.sock.RecvBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+	for err == nil {
+		frames = append(frames, b)
+		principal = md["User-Id"]
+		var more bool
+		if more, err = p.sock.GetRcvmore(); err != nil || !more {
+			break
+		}
+		b, md, err = p.sock.RecvBytesWithMetadata(0, "User-Id")
+	}
+	return frames, principal, err
 }
 
 func (p *pipe) decode(frames [][]byte) (inMsg, bool) {
