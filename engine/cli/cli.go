@@ -17,6 +17,14 @@
 //	-grace D         worker: time to drain on SIGTERM ZMQPIPELINE_GRACE
 //	-log LEVEL       debug, info, warn or error       ZMQPIPELINE_LOG
 //
+// and, to authenticate and encrypt with CURVE (see "Keys" below):
+//
+//	-key FILE              this process's key pair   ZMQPIPELINE_KEY (or ZMQPIPELINE_SECRET_KEY)
+//	-distributor-key KEY   the distributor's public  ZMQPIPELINE_DISTRIBUTOR_KEY
+//	-collector-key KEY     the collector's public    ZMQPIPELINE_COLLECTOR_KEY
+//	-access FILE           who may take part         ZMQPIPELINE_ACCESS
+//	-keygen NAME           write a key pair and exit
+//
 // A flag beats its environment variable. The endpoints default to
 // "inproc://PROGRAM/distributor" and "inproc://PROGRAM/collector"; a process that
 // runs one role needs endpoints that other processes reach, "ipc://" or
@@ -26,6 +34,28 @@
 //
 // (built with CGO_ENABLED=0 that import still compiles, and refuses ipc
 // and tcp at run time with an error that says why).
+//
+// # Keys
+//
+// Without -key, every peer that reaches an endpoint takes part in the run.
+// With it, every connection is authenticated and encrypted (CURVE), and
+// each key may take only the roles the access list grants it:
+//
+//	prog -keygen dist; prog -keygen coll; prog -keygen w1   # NAME.key and NAME.key_secret each
+//	cat > access.txt <<EOF
+//	<coll's public key>  collector     coll
+//	<w1's public key>    worker        w1
+//	EOF
+//	prog -role distributor -key dist.key_secret -access access.txt ...
+//	prog -role collector -key coll.key_secret -access access.txt -distributor-key dist.key ...
+//	prog -role worker -key w1.key_secret -distributor-key dist.key -collector-key coll.key ...
+//
+// The access list (package auth) has one client key per line, with its
+// roles (worker, worker:TYPE, collector, metadata, all) and a name. A
+// distributor or collector process needs -access; a process that
+// connects needs the public key of each process it connects to; a
+// process that runs every role trusts its own key. A peer whose key is
+// refused exits with ExitFailed, saying why.
 //
 // # Signals and exit codes
 //
@@ -58,6 +88,7 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
 )
 
 // Role is what one process of a pipeline program runs.
@@ -162,6 +193,11 @@ type Config struct {
 	Grace time.Duration
 	// Logger logs to stderr at the -log level; every component gets it.
 	Logger *slog.Logger
+	// Security holds the keys (-key, -distributor-key, -collector-key,
+	// -access): every component then authenticates and encrypts with
+	// them. Nil without -key: every peer that reaches an endpoint is
+	// trusted.
+	Security *auth.Config
 }
 
 // Runs reports whether this process runs components of role r.
@@ -274,6 +310,7 @@ type flags struct {
 	role, distributor, collector, types, log string
 	workers, quorum                          int
 	heartbeat, liveness, rejoin, grace       time.Duration
+	keys                                     keyFlags
 }
 
 // register adds the flags to fs.
@@ -289,6 +326,7 @@ func (f *flags) register(fs *flag.FlagSet, name string) {
 	fs.DurationVar(&f.rejoin, "rejoin", 0, "worker, collector: how long to wait for a lost distributor to come back; 0 stops at once (env "+EnvRejoin+")")
 	fs.DurationVar(&f.grace, "grace", DefaultGrace, "worker: on SIGINT or SIGTERM, how long to finish the items held before handing back the rest (env "+EnvGrace+")")
 	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
+	f.keys.register(fs)
 }
 
 // fromEnv fills the flags that were not given from the environment.
@@ -312,6 +350,10 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		{"rejoin", EnvRejoin, nil, nil, &f.rejoin},
 		{"grace", EnvGrace, nil, nil, &f.grace},
 		{"log", EnvLog, &f.log, nil, nil},
+		{"key", EnvKey, &f.keys.key, nil, nil},
+		{"distributor-key", EnvDistributorKey, &f.keys.distributorKey, nil, nil},
+		{"collector-key", EnvCollectorKey, &f.keys.collectorKey, nil, nil},
+		{"access", EnvAccess, &f.keys.access, nil, nil},
 	} {
 		val, ok := os.LookupEnv(v.env)
 		if given[v.flag] || !ok || val == "" {
@@ -378,6 +420,11 @@ func (f *flags) config() (*Config, error) {
 			}
 		}
 	}
+	sec, err := f.keys.security(c)
+	if err != nil {
+		return nil, err
+	}
+	c.Security = sec
 	return c, nil
 }
 
@@ -407,6 +454,9 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Confi
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("%w: unexpected arguments %q", ErrUsage, fs.Args())
 	}
+	if f.keys.keygen != "" {
+		return nil, keygen(os.Stdout, f.keys.keygen)
+	}
 	if err := f.fromEnv(fs); err != nil {
 		return nil, err
 	}
@@ -421,7 +471,11 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Confi
 	if p == nil {
 		return nil, fmt.Errorf("%w: the build function returned no pipeline", ErrUsage)
 	}
-	proc, err := assemble(cfg, p)
+	secure, err := secureTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := assemble(cfg, p, secure)
 	if err != nil {
 		return nil, err
 	}

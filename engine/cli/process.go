@@ -12,13 +12,18 @@ import (
 	"github.com/zmqpipeline/zmqpipeline/engine"
 )
 
-// assemble builds the components of cfg.Role from p.
-func assemble(cfg *Config, p *Pipeline) (*Process, error) {
+// assemble builds the components of cfg.Role from p; every component
+// gets common (the secured transport, with keys) before its own options.
+func assemble(cfg *Config, p *Pipeline, common []engine.Option) (*Process, error) {
 	proc := &Process{Config: cfg}
 	logger := engine.WithLogger(cfg.Logger)
 	var err error
 	if cfg.Runs(RoleDistributor) {
-		opts := append([]engine.DistributorOption{logger}, p.DistributorOptions...)
+		opts := []engine.DistributorOption{logger}
+		for _, o := range common {
+			opts = append(opts, o)
+		}
+		opts = append(opts, p.DistributorOptions...)
 		if p.Metadata != nil {
 			opts = append(opts, engine.WithMetadata())
 		}
@@ -34,7 +39,11 @@ func assemble(cfg *Config, p *Pipeline) (*Process, error) {
 		if p.Collector == nil {
 			return nil, fmt.Errorf("%w: the pipeline has no collector (Pipeline.Collector)", ErrUsage)
 		}
-		opts := append([]engine.CollectorOption{logger, engine.WithRejoin(cfg.Rejoin)}, p.CollectorOptions...)
+		opts := []engine.CollectorOption{logger, engine.WithRejoin(cfg.Rejoin)}
+		for _, o := range common {
+			opts = append(opts, o)
+		}
+		opts = append(opts, p.CollectorOptions...)
 		if proc.Collector, err = engine.NewCollector(cfg.Endpoints, p.Collector, opts...); err != nil {
 			return nil, err
 		}
@@ -42,7 +51,11 @@ func assemble(cfg *Config, p *Pipeline) (*Process, error) {
 	if cfg.Runs(RoleMetadata) {
 		switch {
 		case p.Metadata != nil:
-			opts := append([]engine.MetadataOption{logger}, p.MetadataOptions...)
+			opts := []engine.MetadataOption{logger}
+			for _, o := range common {
+				opts = append(opts, o)
+			}
+			opts = append(opts, p.MetadataOptions...)
 			if proc.Metadata, err = engine.NewMetadataSource(cfg.Endpoints, p.Metadata, opts...); err != nil {
 				return nil, err
 			}
@@ -59,7 +72,11 @@ func assemble(cfg *Config, p *Pipeline) (*Process, error) {
 			return nil, fmt.Errorf("%w: -role worker: the pipeline has no workers (Pipeline.Workers)", ErrUsage)
 		}
 		for _, k := range kinds {
-			opts := append([]engine.WorkerOption{logger, engine.WithRejoin(cfg.Rejoin)}, k.Options...)
+			opts := []engine.WorkerOption{logger, engine.WithRejoin(cfg.Rejoin)}
+			for _, o := range common {
+				opts = append(opts, o)
+			}
+			opts = append(opts, k.Options...)
 			for range cfg.Workers {
 				w, err := engine.NewWorker(cfg.Endpoints, k.Type, k.Handler, opts...)
 				if err != nil {

@@ -27,7 +27,8 @@ var (
 // result against it.
 //
 // Its text form has one key per line: the public key in Z85, its roles
-// separated by commas, and a name; # starts a comment.
+// separated by commas, and a name. A line that starts with # is a
+// comment, and so is the rest of a line from a # after the roles.
 //
 //	# key                                       roles                        name
 //	rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7    worker:resize,worker:crop    worker-a
@@ -120,8 +121,7 @@ func ParseAccess(r io.Reader, source string) (*Access, error) {
 	a := &Access{byKey: make(map[string]*Entry)}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		fields := strings.Fields(line)
+		fields := commentless(strings.Fields(sc.Text()))
 		if len(fields) == 0 {
 			continue
 		}
@@ -144,6 +144,22 @@ func ParseAccess(r io.Reader, source string) (*Access, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	return a, nil
+}
+
+// commentless drops a line's comment: the whole line when it starts
+// with # (no key in Z85 does: its first five characters would overflow 32
+// bits), and the rest of a line from a field, past the key and the
+// roles, that starts with # (keys may hold # further in).
+func commentless(fields []string) []string {
+	if len(fields) > 0 && strings.HasPrefix(fields[0], "#") {
+		return nil
+	}
+	for i := 2; i < len(fields); i++ {
+		if strings.HasPrefix(fields[i], "#") {
+			return fields[:i]
+		}
+	}
+	return fields
 }
 
 // LoadAccess reads an access list from a file.

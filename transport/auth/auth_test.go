@@ -97,14 +97,32 @@ func TestKeyFilesRoundTrip(t *testing.T) {
 	assert.ErrorContains(t, err, "not the one of its secret key")
 }
 
+// keyWithHash returns a public key that holds a #, which must not start a
+// comment.
+func keyWithHash(t *testing.T) string {
+	for range 100 {
+		kp, err := auth.GenerateKeyPair()
+		require.NoError(t, err)
+		if k := kp.Public.String(); strings.Contains(k, "#") {
+			return k
+		}
+	}
+	t.Fatal("no key with a # in 100") // each has one with odds of 1 in 3
+	return ""
+}
+
 func TestAccessList(t *testing.T) {
+	hashKey := keyWithHash(t)
 	text := `# who may take part
-` + clientPublic + `   worker:resize,worker:crop  worker-a
+` + clientPublic + `   worker:resize,worker:crop  worker-a  # the resizer
 ` + serverPublic + `   collector,metadata
+#` + clientSecret + ` all  a commented-out line
+` + hashKey + ` worker  hash#1
 `
 	a, err := auth.ParseAccess(strings.NewReader(text), "access.txt")
 	require.NoError(t, err)
-	require.Len(t, a.Entries(), 2)
+	require.Len(t, a.Entries(), 3)
+	assert.Equal(t, "hash#1", a.Entries()[2].Name, "a key and a name may hold #")
 	assert.Equal(t, "worker-a", a.Entries()[0].Name)
 	assert.Equal(t, serverPublic[:8], a.Entries()[1].Name, "an entry without a name is named after its key")
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
@@ -25,6 +26,10 @@ type Config struct {
 	// and the roles each may take. A listener with a nil list accepts no
 	// one.
 	Access *Access
+	// Logger, if set, is where the transport logs what it refuses (a key
+	// not on the list, a failed handshake); without it the transport
+	// keeps its own logger.
+	Logger *slog.Logger
 }
 
 // ErrNoServerKey: a process with keys dials an endpoint whose server key

@@ -113,6 +113,9 @@ func (t *Transport) Secure(cfg auth.Config) (transport.Transport, error) {
 	}
 	opts := t.opts
 	opts.Curve = &cfg
+	if cfg.Logger != nil {
+		opts.Logger = cfg.Logger
+	}
 	return New(opts), nil
 }
 
