@@ -161,6 +161,7 @@ type distRun struct {
 	departed map[transport.PeerID]uint64 // workers that said goodbye, and the tick they did
 
 	ready     int              // workers that announced capacity, for the quorum
+	granted   int              // credit given to workers, in all (WithLimits)
 	quorumMet bool             // the quorum was met once: it never gates again
 	collector transport.PeerID // the welcomed collector, "" while there is none
 	mdReady   bool             // metadata arrived, or none is awaited
@@ -290,6 +291,9 @@ func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err e
 		r.tick++
 		r.nextTick = now.Add(r.d.s.heartbeat)
 		if err := r.heartbeat(ctx); err != nil {
+			return false, err
+		}
+		if err := r.reclaim(ctx, now); err != nil {
 			return false, err
 		}
 	}

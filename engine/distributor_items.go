@@ -92,6 +92,10 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 		}
 		ts.slots = ts.slots[1:]
 		f.peer, f.queued = p.id, false
+		if p.handed == p.progress && ts.spec.Timeout > 0 {
+			p.busySince = time.Now() // it held nothing unfinished
+		}
+		p.handed++
 		if err := r.post(ctx, p, r.work(f)); err != nil {
 			return fmt.Errorf("send item %d to %s: %w", f.id, p.id, err)
 		}
@@ -276,6 +280,43 @@ func (r *distRun) releaseRetries(ctx context.Context, now time.Time) error {
 	}
 	for _, ts := range due {
 		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reclaim takes items back from workers that hold items and do not work
+// on them, for task types with a Timeout. A worker enforces the Timeout
+// itself, and its heartbeats say how many items it has finished in this
+// run; one that has items unfinished and finished none for a Timeout plus
+// a liveness timeout (since it finished one, or since it last held none)
+// is hung, or hoarding. It is taken for gone, and its items go to other
+// workers. Counting what the worker finished, not what the collector
+// acknowledged, keeps a collector slow to acknowledge from counting
+// against the workers. Called on the heartbeat tick, over the peers.
+func (r *distRun) reclaim(ctx context.Context, now time.Time) error {
+	var idle []*peerState
+	for _, p := range r.peers {
+		if p.role != transport.RoleWorker || p.handed == p.progress {
+			continue
+		}
+		timeout := r.tasks[p.taskType].spec.Timeout
+		if timeout <= 0 {
+			continue
+		}
+		since := p.busySince
+		if p.progressAt.After(since) {
+			since = p.progressAt
+		}
+		if now.After(since.Add(timeout + r.d.s.liveness)) {
+			idle = append(idle, p)
+		}
+	}
+	for _, p := range idle {
+		why := fmt.Sprintf("it holds %d items unfinished and finished none for its Timeout of %v plus the liveness timeout",
+			p.handed-p.progress, r.tasks[p.taskType].spec.Timeout)
+		if err := r.lose(ctx, p, why, false); err != nil {
 			return err
 		}
 	}

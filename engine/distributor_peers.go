@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
 )
@@ -18,7 +19,16 @@ type peerState struct {
 	announced bool   // the worker sent its first ready
 	draining  bool   // the worker takes no more items
 	window    uint32 // credits the worker announced in all
-	seen      uint64 // the tick of its last message
+	granted   int    // of those, the credits the distributor gave it (WithLimits)
+	// handed counts the items handed to the worker in this run, progress
+	// those it finished (from its heartbeats), progressAt when that last
+	// grew, and busySince when it last went from holding nothing
+	// unfinished to holding something (see reclaim).
+	handed     uint32
+	progress   uint32
+	progressAt time.Time
+	busySince  time.Time
+	seen       uint64 // the tick of its last message
 	// out holds messages the transport could not take at once, in order;
 	// work in it is bounded by the peer's credits.
 	out []transport.Envelope
@@ -68,6 +78,9 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 	}
 	switch env.Kind {
 	case transport.KindHeartbeat:
+		if p.role == transport.RoleWorker && env.Count != p.progress {
+			p.progress, p.progressAt = env.Count, time.Now()
+		}
 		return nil
 	case transport.KindReady:
 		return r.onReady(ctx, p, env)
@@ -167,6 +180,9 @@ func (r *distRun) onHello(ctx context.Context, from transport.PeerID, p *peerSta
 		if err := r.authorize(env, env.Role); err != nil {
 			return r.reject(ctx, from, transport.RejectForbidden, "%v", err)
 		}
+	}
+	if len(r.peers) >= r.d.s.maxPeers {
+		return r.reject(ctx, from, transport.RejectFull, "too many peers: this distributor takes %d at once (WithLimits)", r.d.s.maxPeers)
 	}
 	switch env.Role {
 	case transport.RoleWorker:
@@ -308,17 +324,14 @@ func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envel
 	}
 	// A later ready widens the worker's window; the whole window stays
 	// bounded, so a peer cannot make the distributor hold unbounded credit.
-	n := min(env.Count, maxWindow-p.window)
-	p.window += n
+	p.window += min(env.Count, maxWindow-p.window)
 	first := !p.announced
 	p.announced = true
 	if r.ending || p.draining {
 		return nil
 	}
+	r.grant(p)
 	ts := r.tasks[p.taskType]
-	for range n {
-		ts.slots = append(ts.slots, p.id)
-	}
 	if first {
 		r.ready++
 		if !r.quorumMet && r.ready >= r.d.s.quorum {
@@ -327,6 +340,40 @@ func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envel
 		}
 	}
 	return r.dispatch(ctx, ts)
+}
+
+// grant gives worker p as much of the credit it announced as the limit on
+// items in flight leaves.
+func (r *distRun) grant(p *peerState) {
+	n := min(int(p.window)-p.granted, r.d.s.maxInFlight-r.granted)
+	if n <= 0 {
+		return
+	}
+	ts := r.tasks[p.taskType]
+	for range n {
+		ts.slots = append(ts.slots, p.id)
+	}
+	p.granted += n
+	r.granted += n
+}
+
+// release takes back the credit of a worker that left, and gives it to
+// workers that announced more than they were given.
+func (r *distRun) release(ctx context.Context, p *peerState) error {
+	if p.granted == 0 {
+		return nil
+	}
+	r.granted -= p.granted
+	p.granted = 0
+	if r.ending {
+		return nil
+	}
+	for _, w := range r.peers {
+		if w.role == transport.RoleWorker && w.announced && !w.draining && w.granted < int(w.window) {
+			r.grant(w)
+		}
+	}
+	return r.dispatchAll(ctx)
 }
 
 // heartbeat runs on every tick: it declares gone the peers silent for the
@@ -452,6 +499,9 @@ func (r *distRun) lose(ctx context.Context, p *peerState, why string, clean bool
 			r.requeue(f)
 		}
 		return nil
+	}
+	if err := r.release(ctx, p); err != nil {
+		return err
 	}
 	if !clean || r.ending {
 		lvl := "worker lost"

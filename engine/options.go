@@ -125,6 +125,8 @@ type distributorSettings struct {
 	liveness     time.Duration
 	retryMin     time.Duration
 	retryMax     time.Duration
+	maxPeers     int
+	maxInFlight  int
 }
 
 // peerSettings are the knobs of the components that join a distributor's
@@ -156,6 +158,7 @@ func newDistributorSettings(opts []DistributorOption) (*distributorSettings, err
 		commonSettings: defaultCommon(), endGrace: DefaultEndGrace,
 		heartbeat: DefaultHeartbeat, liveness: DefaultLivenessTimeout,
 		retryMin: DefaultRetryBackoff, retryMax: DefaultMaxRetryBackoff,
+		maxPeers: DefaultMaxPeers, maxInFlight: DefaultMaxInFlight,
 	}
 	for i, o := range opts {
 		if o == nil {
@@ -259,6 +262,14 @@ const (
 	DefaultMaxRetryBackoff = 30 * time.Second
 )
 
+// Defaults for WithLimits: a distributor takes part in a run with at most
+// 4096 peers at once, and has at most 65536 items handed out and not yet
+// acknowledged, across every worker.
+const (
+	DefaultMaxPeers    = 4096
+	DefaultMaxInFlight = 1 << 16
+)
+
 // DefaultMaxAttempts is the attempt limit of a task type whose TaskSpec
 // does not set one: an item whose handler fails is tried three times in
 // all, unless the error is permanent (ErrPermanent).
@@ -339,6 +350,25 @@ func WithQuorum(n int) DistributorOption {
 			return fmt.Errorf("quorum %d is negative", n)
 		}
 		s.quorum = n
+		return nil
+	}}
+}
+
+// WithLimits bounds what a distributor keeps, whatever its peers ask:
+// maxPeers workers, collectors and metadata sources at once (a hello past
+// it is refused: "too many peers"), and maxInFlight items handed out and
+// not yet acknowledged, across every worker. A worker's window counts
+// against the second in full (at most 65536 each); credit a worker
+// announces past what is left waits until a worker leaves or is taken for
+// gone. With the defaults (DefaultMaxPeers, DefaultMaxInFlight) the
+// distributor's memory is bounded by 65536 times the size of an item, plus
+// a little per peer.
+func WithLimits(maxPeers, maxInFlight int) DistributorOption {
+	return distributorOption{name: "WithLimits", set: func(s *distributorSettings) error {
+		if maxPeers < 2 || maxInFlight < 1 {
+			return fmt.Errorf("limits of %d peers and %d items in flight: want at least 2 peers (a worker and the collector) and 1 item", maxPeers, maxInFlight)
+		}
+		s.maxPeers, s.maxInFlight = maxPeers, maxInFlight
 		return nil
 	}}
 }

@@ -39,6 +39,11 @@ type session struct {
 	meter *meter
 	// standby: a collector waits while another is connected.
 	standby bool
+	// progress, for a worker, counts the items it finished in this run;
+	// its heartbeats carry it, so the distributor can tell a working
+	// worker from one that holds items and does nothing. Set before
+	// keepAlive starts.
+	progress func() uint32
 
 	// From the welcome.
 	run      uint64
@@ -171,7 +176,11 @@ func (s *session) keepAlive(ctx context.Context, lost func(error)) {
 		case <-t.C:
 		}
 		tick := s.tick.Add(1)
-		_ = s.send(doneCtx, transport.Envelope{Kind: transport.KindHeartbeat, Role: s.hello.Role})
+		beat := transport.Envelope{Kind: transport.KindHeartbeat, Role: s.hello.Role}
+		if s.progress != nil {
+			beat.Count = s.progress()
+		}
+		_ = s.send(doneCtx, beat)
 		if since := s.waiting.Load(); since != 0 && tick-max(since, s.heard.Load()) > limit {
 			s.meter.peersLost.Add(1)
 			lost(fmt.Errorf("%w: nothing from it for %v", ErrDistributorLost, s.timeout))

@@ -183,6 +183,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		w.joined.fire()
 		r := &workerRun{w: w, sess: sess, coll: coll, md: md, held: make(map[uint64]struct{})}
+		sess.progress = func() uint32 { return uint32(r.finished.Load()) }
 		err = r.run(ctx)
 		switch {
 		case err == nil:
@@ -219,6 +220,8 @@ type workerRun struct {
 
 	mu   sync.Mutex
 	held map[uint64]struct{} // received, not yet finished
+
+	finished atomic.Int64 // items finished in this run: the heartbeats' progress
 
 	growMu    sync.Mutex   // serialises grow
 	window    atomic.Int64 // credits announced: goroutines plus prefetch
@@ -525,6 +528,7 @@ func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) e
 	delete(r.held, job.ItemID)
 	r.mu.Unlock()
 	w.executed.Add(1)
+	r.finished.Add(1)
 	return nil
 }
 

@@ -122,6 +122,8 @@ const (
 	// RejectForbidden: the sender's key may not take the role it asked
 	// for (see package auth).
 	RejectForbidden RejectCode = 5
+	// RejectFull: the distributor has as many peers as it takes.
+	RejectFull RejectCode = 6
 )
 
 // Flags on an envelope.

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,4 +93,134 @@ func testForgedResultsAreNeverHandled(t *testing.T, s Suite) {
 		assert.NotEqual(t, "forged", v, "item %d", id)
 	}
 	assert.Equal(t, map[transport.DropReason]uint64{engine.IgnoredBadToken: 2 * forged}, c.Stats().Ignored)
+}
+
+// hoarder is a fake worker: it says hello, announces credit, keeps its
+// heartbeats going so it never looks gone, and never finishes anything.
+// It counts the items it was handed.
+type hoarder struct {
+	works atomic.Int64
+	done  chan struct{}
+}
+
+// hoard runs a hoarder until ctx ends; the test's cleanup waits for it.
+func hoard(ctx context.Context, t *testing.T, ep engine.Endpoints, taskType string, credit uint32, every time.Duration) *hoarder {
+	t.Helper()
+	c, err := transport.Dial(ctx, ep.Distributor)
+	require.NoError(t, err)
+	h := &hoarder{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() { cancel(); <-h.done; _ = c.Close() })
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: taskType, Count: 1}))
+	var run uint64
+	for run == 0 {
+		env, err := c.Recv(ctx)
+		require.NoError(t, err)
+		if env.Kind == transport.KindWelcome {
+			run = env.Run
+		}
+	}
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindReady, Run: run, Count: credit}))
+	go func() {
+		defer close(h.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			rctx, rcancel := context.WithTimeout(ctx, every)
+			env, err := c.Recv(rctx)
+			rcancel()
+			if err == nil && env.Kind == transport.KindWork {
+				h.works.Add(1)
+			}
+			select {
+			case <-tick.C:
+				_ = c.Send(ctx, transport.Envelope{Kind: transport.KindHeartbeat, Role: transport.RoleWorker, Run: run})
+			default:
+			}
+		}
+	}()
+	return h
+}
+
+// testHoardingWorkerIsTakenForGone: a worker that takes items, stays
+// alive and finishes none is taken for gone once it finished nothing for
+// its task type's Timeout plus the liveness timeout; its items go to a
+// real worker and the run completes, each item once.
+func testHoardingWorkerIsTakenForGone(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	const items = 40
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items), Timeout: 100 * time.Millisecond}}, quickLiveness)
+	c := rec.collector(t, ep)
+	errs := runRest(ctx, d, c)
+	<-c.Joined()
+	h := hoard(ctx, t, ep, "calc", 16, 20*time.Millisecond)
+	eventually(t, "the hoarder holds items", func() bool { return h.works.Load() > 0 })
+	requireAllNil(t, runRest(ctx, newWorker(t, ep, "calc", slowly)), 1)
+	requireAllNil(t, errs, 2)
+	rec.requireEachOnce(t, "calc", items)
+	assert.Positive(t, d.Stats().PeersLost, "the hoarder was taken for gone")
+	assert.Positive(t, d.Stats().Redelivered, "its items went to the real worker")
+}
+
+// testCreditIsBoundedInTotal: fake workers announce all the credit they
+// can; the distributor hands out no more than its limit of items in
+// flight, gives the credit back when they are taken for gone, and the run
+// completes with a real worker that joined while all credit was taken.
+func testCreditIsBoundedInTotal(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	const items, limit = 30, 8
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items), Timeout: 100 * time.Millisecond}},
+		quickLiveness, engine.WithLimits(16, limit))
+	c := rec.collector(t, ep)
+	errs := runRest(ctx, d, c)
+	<-c.Joined()
+	var fakes []*hoarder
+	for range 3 {
+		fakes = append(fakes, hoard(ctx, t, ep, "calc", 1<<31, 20*time.Millisecond))
+	}
+	handed := func() (n int64) {
+		for _, f := range fakes {
+			n += f.works.Load()
+		}
+		return n
+	}
+	eventually(t, "the fakes hold every credit", func() bool { return handed() >= limit })
+	// Without the limit, all 30 items would be theirs at once.
+	require.Equal(t, int64(limit), handed(), "no more than the limit is handed out")
+	requireAllNil(t, runRest(ctx, newWorker(t, ep, "calc", slowly)), 1)
+	requireAllNil(t, errs, 2)
+	rec.requireEachOnce(t, "calc", items)
+	for i, f := range fakes {
+		// Each was handed what another left when it was taken for gone,
+		// never more than the limit.
+		assert.LessOrEqual(t, f.works.Load(), int64(limit), "fake %d", i)
+	}
+}
+
+// testTooManyPeersAreRefused: past its limit of peers the distributor
+// refuses a hello, and the run goes on.
+func testTooManyPeersAreRefused(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}}, engine.WithLimits(2, 100), engine.WithQuorum(1))
+	release := make(chan struct{})
+	w := newWorker(t, ep, "calc", func(ctx context.Context, j *engine.Job) (any, error) {
+		waitFor(release, 10*time.Second)
+		return echo(ctx, j)
+	})
+	c := rec.collector(t, ep)
+	errs := runRest(ctx, d, c, w)
+	<-c.Joined()
+	<-w.Joined()
+	err := newWorker(t, ep, "calc", echo).Run(ctx)
+	assert.ErrorIs(t, err, engine.ErrRejected)
+	assert.ErrorContains(t, err, "too many peers")
+	close(release)
+	requireAllNil(t, errs, 3)
+	rec.requireEachOnce(t, "calc", 20)
 }

@@ -106,7 +106,8 @@ class Worker:
         self.coll.connect(args.collector)
         self.dist.connect(args.distributor)
         self.stop = False
-        self.handled = 0
+        self.handled = 0  # in all runs
+        self.finished = 0  # in this run: the heartbeats' count
         self.metadata = None
         self.run_id = 0
         self.interval = 1.0  # seconds, from the welcome
@@ -131,7 +132,7 @@ class Worker:
                 raise Stopped()
             now = time.monotonic()
             if self.run_id and now - self.beat >= self.interval:
-                self.send(HEARTBEAT, role=ROLE_WORKER)
+                self.send(HEARTBEAT, role=ROLE_WORKER, count=self.finished & 0xFFFFFFFF)
                 self.beat = now
             if self.run_id and now - self.heard > self.timeout:
                 raise Lost()
@@ -162,6 +163,7 @@ class Worker:
                 continue
             if env["kind"] == WELCOME:
                 self.run_id = env["run"]
+                self.finished = 0
                 self.interval = max(env["count"], 1) / 1000.0
                 self.timeout = max(env["attempt"] / 1000.0, 2 * self.interval)
                 self.deadline = env["item"] / 1000.0
@@ -213,6 +215,7 @@ class Worker:
             flags = FLAG_PERMANENT if isinstance(e, Permanent) else 0
             self.coll.send(encode(FAILURE, flags=flags, payload=str(e).encode(), **reply))
         self.handled += 1
+        self.finished += 1
 
     def ended(self, env):
         if env["payload"]:
