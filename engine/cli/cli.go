@@ -13,6 +13,9 @@
 //	-quorum N        distributor: wait for N workers  ZMQPIPELINE_QUORUM
 //	-heartbeat D     distributor: heartbeat interval  ZMQPIPELINE_HEARTBEAT
 //	-liveness D      distributor: liveness timeout    ZMQPIPELINE_LIVENESS
+//	-item-timeout D  distributor: every type's Timeout ZMQPIPELINE_ITEM_TIMEOUT
+//	-max-peers N     distributor: peers at once       ZMQPIPELINE_MAX_PEERS
+//	-max-in-flight N distributor: items handed out    ZMQPIPELINE_MAX_IN_FLIGHT
 //	-rejoin D        wait for a lost distributor      ZMQPIPELINE_REJOIN
 //	-grace D         worker: time to drain on SIGTERM ZMQPIPELINE_GRACE
 //	-log LEVEL       debug, info, warn or error       ZMQPIPELINE_LOG
@@ -128,6 +131,9 @@ const (
 	EnvQuorum      = "ZMQPIPELINE_QUORUM"
 	EnvHeartbeat   = "ZMQPIPELINE_HEARTBEAT"
 	EnvLiveness    = "ZMQPIPELINE_LIVENESS"
+	EnvItemTimeout = "ZMQPIPELINE_ITEM_TIMEOUT"
+	EnvMaxPeers    = "ZMQPIPELINE_MAX_PEERS"
+	EnvMaxInFlight = "ZMQPIPELINE_MAX_IN_FLIGHT"
 	EnvRejoin      = "ZMQPIPELINE_REJOIN"
 	EnvGrace       = "ZMQPIPELINE_GRACE"
 	EnvLog         = "ZMQPIPELINE_LOG"
@@ -186,6 +192,13 @@ type Config struct {
 	// Heartbeat and Liveness set the distributor's engine.WithHeartbeat
 	// (0: the defaults).
 	Heartbeat, Liveness time.Duration
+	// ItemTimeout, if positive, replaces the Timeout of every task type
+	// (engine.TaskSpec.Timeout): the execution deadline of an attempt, and
+	// what lets the distributor take a worker that holds items and
+	// finishes none for it (plus Liveness) for gone.
+	ItemTimeout time.Duration
+	// MaxPeers and MaxInFlight set the distributor's engine.WithLimits.
+	MaxPeers, MaxInFlight int
 	// Rejoin is how long workers and collectors wait for a lost
 	// distributor to come back (engine.WithRejoin; 0: they stop).
 	Rejoin time.Duration
@@ -308,8 +321,9 @@ func ExitCode(err error) int {
 // flags holds the command line before it becomes a Config.
 type flags struct {
 	role, distributor, collector, types, log string
-	workers, quorum                          int
+	workers, quorum, maxPeers, maxInFlight   int
 	heartbeat, liveness, rejoin, grace       time.Duration
+	itemTimeout                              time.Duration
 	keys                                     keyFlags
 }
 
@@ -323,6 +337,9 @@ func (f *flags) register(fs *flag.FlagSet, name string) {
 	fs.IntVar(&f.quorum, "quorum", 0, "distributor: hand out nothing until this many workers joined (env "+EnvQuorum+")")
 	fs.DurationVar(&f.heartbeat, "heartbeat", engine.DefaultHeartbeat, "distributor: how often it and its peers send each other a heartbeat (env "+EnvHeartbeat+")")
 	fs.DurationVar(&f.liveness, "liveness", engine.DefaultLivenessTimeout, "distributor: silence after which a peer, or the distributor, is taken for gone (env "+EnvLiveness+")")
+	fs.DurationVar(&f.itemTimeout, "item-timeout", 0, "distributor: the execution deadline of every task type's attempts, replacing the pipeline's; a worker that holds items and finishes none for it plus -liveness is taken for gone; 0 keeps the pipeline's (env "+EnvItemTimeout+")")
+	fs.IntVar(&f.maxPeers, "max-peers", engine.DefaultMaxPeers, "distributor: most peers at once; more are refused (env "+EnvMaxPeers+")")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", engine.DefaultMaxInFlight, "distributor: most items handed out and not yet acknowledged, across all workers (env "+EnvMaxInFlight+")")
 	fs.DurationVar(&f.rejoin, "rejoin", 0, "worker, collector: how long to wait for a lost distributor to come back; 0 stops at once (env "+EnvRejoin+")")
 	fs.DurationVar(&f.grace, "grace", DefaultGrace, "worker: on SIGINT or SIGTERM, how long to finish the items held before handing back the rest (env "+EnvGrace+")")
 	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
@@ -347,6 +364,9 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		{"quorum", EnvQuorum, nil, &f.quorum, nil},
 		{"heartbeat", EnvHeartbeat, nil, nil, &f.heartbeat},
 		{"liveness", EnvLiveness, nil, nil, &f.liveness},
+		{"item-timeout", EnvItemTimeout, nil, nil, &f.itemTimeout},
+		{"max-peers", EnvMaxPeers, nil, &f.maxPeers, nil},
+		{"max-in-flight", EnvMaxInFlight, nil, &f.maxInFlight, nil},
 		{"rejoin", EnvRejoin, nil, nil, &f.rejoin},
 		{"grace", EnvGrace, nil, nil, &f.grace},
 		{"log", EnvLog, &f.log, nil, nil},
@@ -390,6 +410,10 @@ func (f *flags) config() (*Config, error) {
 		Liveness:  f.liveness,
 		Rejoin:    f.rejoin,
 		Grace:     f.grace,
+
+		ItemTimeout: f.itemTimeout,
+		MaxPeers:    f.maxPeers,
+		MaxInFlight: f.maxInFlight,
 	}
 	if !slices.Contains(roles, c.Role) {
 		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker or metadata", ErrUsage, f.role)
@@ -400,8 +424,11 @@ func (f *flags) config() (*Config, error) {
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: -quorum %d: want 0 or more", ErrUsage, c.Quorum)
 	}
-	if c.Rejoin < 0 || c.Grace < 0 {
-		return nil, fmt.Errorf("%w: -rejoin %v, -grace %v: want 0 or more", ErrUsage, c.Rejoin, c.Grace)
+	if c.Rejoin < 0 || c.Grace < 0 || c.ItemTimeout < 0 {
+		return nil, fmt.Errorf("%w: -rejoin %v, -grace %v, -item-timeout %v: want 0 or more", ErrUsage, c.Rejoin, c.Grace, c.ItemTimeout)
+	}
+	if c.MaxPeers < 2 || c.MaxInFlight < 1 {
+		return nil, fmt.Errorf("%w: -max-peers %d, -max-in-flight %d: want at least 2 peers (a worker and the collector) and 1 item", ErrUsage, c.MaxPeers, c.MaxInFlight)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.log)); err != nil {

@@ -111,6 +111,27 @@ func TestWorkersTypesAndMetadata(t *testing.T) {
 	assert.Equal(t, 30, s.seen)
 }
 
+func TestItemTimeoutAndLimits(t *testing.T) {
+	var s squares
+	t.Setenv(cli.EnvMaxInFlight, "3")
+	var deadlines atomic.Int64
+	proc, err := run(t, []string{"-item-timeout", "1m", "-max-peers", "2"}, func(cfg *cli.Config) (*cli.Pipeline, error) {
+		assert.Equal(t, time.Minute, cfg.ItemTimeout)
+		assert.Equal(t, 2, cfg.MaxPeers)
+		assert.Equal(t, 3, cfg.MaxInFlight, "from the environment")
+		return s.pipeline(10, func(ctx context.Context, job *engine.Job) (any, error) {
+			if d, ok := ctx.Deadline(); ok && time.Until(d) <= time.Minute {
+				deadlines.Add(1)
+			}
+			return square(ctx, job)
+		}), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), deadlines.Load(), "every attempt ran within -item-timeout")
+	assert.Equal(t, 10, s.seen)
+	assert.NotNil(t, proc.Distributor)
+}
+
 func TestEnvironmentAndFlags(t *testing.T) {
 	t.Setenv(cli.EnvRole, "worker")
 	t.Setenv(cli.EnvDistributor, "ipc:///tmp/env-d.ipc")
@@ -145,6 +166,10 @@ func TestUsageErrors(t *testing.T) {
 		{"no workers", []string{"-workers", "0"}, [2]string{}, "-workers 0"},
 		{"negative quorum", []string{"-quorum", "-1"}, [2]string{}, "-quorum -1"},
 		{"bad log level", []string{"-log", "loud"}, [2]string{}, `-log "loud"`},
+		{"negative item timeout", []string{"-item-timeout", "-1s"}, [2]string{}, "-item-timeout -1s"},
+		{"one peer", []string{"-max-peers", "1"}, [2]string{}, "-max-peers 1"},
+		{"nothing in flight", []string{"-max-in-flight", "0"}, [2]string{}, "-max-in-flight 0"},
+		{"bad environment duration", nil, [2]string{cli.EnvItemTimeout, "soon"}, `ZMQPIPELINE_ITEM_TIMEOUT="soon"`},
 		{"one role in process", []string{"-role", "worker"}, [2]string{}, "ipc:// or tcp://"},
 		{"unknown type", []string{"-types", "cube"}, [2]string{}, `task type "cube" (it has: square)`},
 		{"metadata role without metadata", []string{"-role", "metadata", "-distributor", "ipc:///tmp/x.ipc", "-collector", "ipc:///tmp/y.ipc"}, [2]string{}, "no metadata"},

@@ -30,8 +30,15 @@ func assemble(cfg *Config, p *Pipeline, common []engine.Option) (*Process, error
 		if cfg.Quorum > 0 {
 			opts = append(opts, engine.WithQuorum(cfg.Quorum))
 		}
-		opts = append(opts, engine.WithHeartbeat(cfg.Heartbeat, cfg.Liveness))
-		if proc.Distributor, err = engine.NewDistributor(cfg.Endpoints, p.Tasks, opts...); err != nil {
+		opts = append(opts, engine.WithHeartbeat(cfg.Heartbeat, cfg.Liveness), engine.WithLimits(cfg.MaxPeers, cfg.MaxInFlight))
+		tasks := p.Tasks
+		if cfg.ItemTimeout > 0 {
+			tasks = slices.Clone(tasks)
+			for i := range tasks {
+				tasks[i].Timeout = cfg.ItemTimeout
+			}
+		}
+		if proc.Distributor, err = engine.NewDistributor(cfg.Endpoints, tasks, opts...); err != nil {
 			return nil, err
 		}
 	}

@@ -73,8 +73,8 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 		check := &orderCheck{n: s.Items}
 		p := &cli.Pipeline{
 			Tasks: []engine.TaskSpec{
-				{Type: TaskTypeFirst, Task: seed.WorkItems(s.Items, s.Delay)},
-				{Type: TaskTypeSecond, Task: seed.WorkItems(s.Items, s.Delay), DependsOn: []string{TaskTypeFirst}},
+				{Type: TaskTypeFirst, Task: seed.WorkItems(s.Items, s.Delay), Timeout: s.Timeout()},
+				{Type: TaskTypeSecond, Task: seed.WorkItems(s.Items, s.Delay), DependsOn: []string{TaskTypeFirst}, Timeout: s.Timeout()},
 			},
 			Collector:        check,
 			CollectorOptions: []engine.CollectorOption{engine.WithCollectorInit(check.Start), engine.WithFinished(check.Finished)},

@@ -127,7 +127,7 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 		// item; every worker of this process shares it.
 		var mult atomic.Int64
 		p := &cli.Pipeline{
-			Tasks: []engine.TaskSpec{{Type: TaskTypeScale, Task: &scaleTask{n: s.Items}}},
+			Tasks: []engine.TaskSpec{{Type: TaskTypeScale, Task: &scaleTask{n: s.Items}, Timeout: s.Timeout()}},
 			Metadata: func(ctx context.Context) (engine.Metadata, error) {
 				// A real source would read a database or a config service here.
 				return engine.Metadata{"workload": s.Delay.Seconds(), "multiplier": multiplier, "run": "example-5"}, nil

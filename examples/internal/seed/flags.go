@@ -46,6 +46,16 @@ func (s *Settings) Check() error {
 	return nil
 }
 
+// MinTimeout is the least execution deadline the examples give an item.
+const MinTimeout = 10 * time.Second
+
+// Timeout is the execution deadline of the examples' task types: ten
+// times -delay, and at least MinTimeout. An attempt that runs past it
+// fails, and a worker that holds items and finishes none for it plus the
+// liveness timeout is taken for gone, so a peer that takes items and sits
+// on them cannot stall a run. The role runner's -item-timeout replaces it.
+func (s *Settings) Timeout() time.Duration { return max(10*s.Delay, MinTimeout) }
+
 // WorkerOptions returns the worker options the flags set.
 func (s *Settings) WorkerOptions() []engine.WorkerOption {
 	return []engine.WorkerOption{engine.WithConcurrency(s.Goroutines), engine.WithPrefetch(s.Prefetch)}
@@ -60,7 +70,7 @@ const TaskTypeCalc = "C"
 func Calc(s *Settings, handler engine.HandlerFunc, workerOpts ...engine.WorkerOption) (*cli.Pipeline, *Stopwatch) {
 	watch := &Stopwatch{}
 	return &cli.Pipeline{
-		Tasks:            []engine.TaskSpec{{Type: TaskTypeCalc, Task: WorkItems(s.Items, s.Delay)}},
+		Tasks:            []engine.TaskSpec{{Type: TaskTypeCalc, Task: WorkItems(s.Items, s.Delay), Timeout: s.Timeout()}},
 		Workers:          []cli.Worker{{Type: TaskTypeCalc, Handler: handler, Options: append(s.WorkerOptions(), workerOpts...)}},
 		Collector:        watch,
 		CollectorOptions: []engine.CollectorOption{engine.WithCollectorInit(watch.Start), engine.WithFinished(watch.Finished)},
