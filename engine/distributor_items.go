@@ -150,10 +150,14 @@ func (r *distRun) requeue(f *flight) {
 }
 
 // returnCredit gives the worker of f's attempt its credit back: its window
-// bounds the items it holds plus its results not yet acknowledged.
+// bounds the items it holds plus its results not yet acknowledged. The
+// acknowledged attempt also earns the worker one more credit, up to its
+// window (see grant).
 func (r *distRun) returnCredit(f *flight) {
 	if p := r.peers[f.peer]; p != nil && p.role == transport.RoleWorker && !p.draining && !r.ending {
 		f.ts.slots = append(f.ts.slots, f.peer)
+		p.earned++
+		r.grant(p)
 	}
 }
 

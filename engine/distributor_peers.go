@@ -19,7 +19,8 @@ type peerState struct {
 	announced bool   // the worker sent its first ready
 	draining  bool   // the worker takes no more items
 	window    uint32 // credits the worker announced in all
-	granted   int    // of those, the credits the distributor gave it (WithLimits)
+	granted   int    // of those, the credits the distributor gave it (see grant)
+	earned    int    // its attempts the collector acknowledged (see grant)
 	// handed counts the items handed to the worker in this run, progress
 	// those it finished (from its heartbeats), progressAt when that last
 	// grew, and busySince when it last went from holding nothing
@@ -342,10 +343,19 @@ func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envel
 	return r.dispatch(ctx, ts)
 }
 
-// grant gives worker p as much of the credit it announced as the limit on
-// items in flight leaves.
+// firstCredit is the most credit a worker that finished nothing yet is
+// given (see grant).
+const firstCredit = 32
+
+// grant gives worker p as much of the credit it announced as it earned
+// and the limit on items in flight leaves. A worker starts with at most
+// firstCredit, and each of its attempts acknowledged earns it one more,
+// so its credit can double every round trip, up to its window: a worker
+// that announces a huge window and finishes nothing holds firstCredit
+// items at most, however many it asked for.
 func (r *distRun) grant(p *peerState) {
-	n := min(int(p.window)-p.granted, r.d.s.maxInFlight-r.granted)
+	n := min(int(p.window), firstCredit+p.earned) - p.granted
+	n = min(n, r.d.s.maxInFlight-r.granted)
 	if n <= 0 {
 		return
 	}

@@ -201,6 +201,27 @@ func testCreditIsBoundedInTotal(t *testing.T, s Suite) {
 	}
 }
 
+// testCreditIsEarned: a worker that announces a huge window is handed
+// only the first credit every worker gets (32 items) until it finishes
+// some; one that finishes none never gets more, and a real worker does
+// the rest.
+func testCreditIsEarned(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	const items, firstCredit = 300, 32
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(items), Timeout: 100 * time.Millisecond}}, quickLiveness)
+	c := rec.collector(t, ep)
+	errs := runRest(ctx, d, c)
+	<-c.Joined()
+	h := hoard(ctx, t, ep, "calc", 1<<20, 20*time.Millisecond)
+	eventually(t, "the hoarder holds its first credit", func() bool { return h.works.Load() >= firstCredit })
+	requireAllNil(t, runRest(ctx, newWorker(t, ep, "calc", echo, engine.WithPrefetch(1000))), 1)
+	requireAllNil(t, errs, 2)
+	rec.requireEachOnce(t, "calc", items)
+	assert.Equal(t, int64(firstCredit), h.works.Load(), "a window of 2^20 earned the hoarder no more than the first credit")
+}
+
 // testTooManyPeersAreRefused: past its limit of peers the distributor
 // refuses a hello, and the run goes on.
 func testTooManyPeersAreRefused(t *testing.T, s Suite) {

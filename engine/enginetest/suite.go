@@ -60,6 +60,7 @@ func Run(t *testing.T, s Suite) {
 		{"ForgedResultsAreNeverHandled", testForgedResultsAreNeverHandled},
 		{"HoardingWorkerIsTakenForGone", testHoardingWorkerIsTakenForGone},
 		{"CreditIsBoundedInTotal", testCreditIsBoundedInTotal},
+		{"CreditIsEarned", testCreditIsEarned},
 		{"TooManyPeersAreRefused", testTooManyPeersAreRefused},
 		{"QuorumHoldsWorkUntilEnoughWorkersJoined", testQuorumHoldsWorkUntilEnoughWorkersJoined},
 		{"WorkerKilledMidRun", testWorkerKilledMidRun},
