@@ -159,6 +159,9 @@ type distRun struct {
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
 	departed map[transport.PeerID]uint64 // workers that said goodbye, and the tick they did
+	// toldGone holds the strangers told to say hello again in this tick:
+	// each hears it once per tick, however much it sends.
+	toldGone map[transport.PeerID]struct{}
 
 	ready     int              // workers that announced capacity, for the quorum
 	granted   int              // credit given to workers, in all (WithLimits)
@@ -196,6 +199,7 @@ func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
 		items:        make(map[uint64]*flight),
 		backlog:      make(map[*peerState]struct{}),
 		departed:     make(map[transport.PeerID]uint64),
+		toldGone:     make(map[transport.PeerID]struct{}),
 		bye:          make(map[transport.PeerID]bool),
 		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
 	}
@@ -289,6 +293,7 @@ func (r *distRun) nextWake() time.Time {
 func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err error) {
 	if !now.Before(r.nextTick) {
 		r.tick++
+		clear(r.toldGone)
 		r.nextTick = now.Add(r.d.s.heartbeat)
 		if err := r.heartbeat(ctx); err != nil {
 			return false, err

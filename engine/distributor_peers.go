@@ -70,7 +70,10 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		// Not a peer of this run: declared gone, or it never said hello.
 		// Tell it to start over; it drops what it holds for the run.
 		r.d.meter.ignore(r.d.log, IgnoredNotInRun, "message from a peer that is not in the run; told to say hello again", "kind", env.Kind, "peer", from)
-		r.tell(from, transport.Envelope{Kind: transport.KindReject, Count: uint32(transport.RejectGone), Payload: []byte("not a peer of this run: say hello again")})
+		if _, told := r.toldGone[from]; !told {
+			r.toldGone[from] = struct{}{}
+			r.tell(from, transport.Envelope{Kind: transport.KindReject, Count: uint32(transport.RejectGone), Payload: []byte("not a peer of this run: say hello again")})
+		}
 		return nil
 	}
 	if env.Run != r.runID {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
 // assemble builds the components of cfg.Role from p; every component
@@ -165,52 +163,5 @@ func (p *Process) run(ctx context.Context) error {
 	p.Elapsed = time.Since(start)
 	close(done)
 	announcers.Wait()
-	p.reportDropped()
 	return err
-}
-
-// reportDropped logs, once at the end, what each of the process's
-// components dropped or ignored during the run, by reason: on a healthy
-// run nothing, so a line here points at a hostile or broken peer.
-func (p *Process) reportDropped() {
-	report := func(role string, st engine.Stats) {
-		counts := map[transport.DropReason]uint64{}
-		for r, n := range st.Transport.Dropped {
-			counts[r] += n
-		}
-		for r, n := range st.Ignored {
-			counts[r] += n
-		}
-		if len(counts) == 0 {
-			return
-		}
-		var total uint64
-		parts := make([]string, 0, len(counts))
-		for _, r := range slices.Sorted(maps.Keys(counts)) {
-			total += counts[r]
-			parts = append(parts, fmt.Sprintf("%s: %d", r, counts[r]))
-		}
-		p.Config.Logger.Warn("messages dropped or ignored during the run", "role", role, "total", total, "by_reason", strings.Join(parts, "; "))
-	}
-	if p.Distributor != nil {
-		report("distributor", p.Distributor.Stats())
-	}
-	if p.Collector != nil {
-		report("collector", p.Collector.Stats())
-	}
-	if p.Metadata != nil {
-		report("metadata", p.Metadata.Stats())
-	}
-	var workers engine.Stats
-	for _, w := range p.Workers {
-		st := w.Stats()
-		workers.Transport.Add(st.Transport)
-		for r, n := range st.Ignored {
-			if workers.Ignored == nil {
-				workers.Ignored = map[transport.DropReason]uint64{}
-			}
-			workers.Ignored[r] += n
-		}
-	}
-	report("worker", workers)
 }

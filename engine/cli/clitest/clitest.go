@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,6 +35,7 @@ type Process struct {
 	exited  chan struct{}
 	code    int
 	err     error
+	peakRSS atomic.Int64 // bytes: VmHWM, sampled while it runs
 }
 
 // Start starts cmd, named name in failure messages, capturing its output.
@@ -58,6 +61,7 @@ func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
 		p.mu.Unlock()
 		close(p.exited)
 	}()
+	go p.sampleMemory(cmd.Process.Pid)
 	t.Cleanup(func() {
 		select {
 		case <-p.exited:
@@ -171,4 +175,49 @@ func (p *Process) ExitCode(t testing.TB) int {
 		t.Fatalf("%s: %v", p.name, p.err)
 	}
 	return p.code
+}
+
+// PeakRSS waits for the process to exit and returns the most memory it
+// had resident, in bytes: the kernel's high-water mark (VmHWM in
+// /proc/PID/status, what /usr/bin/time -v reports as the maximum resident
+// set size), read every 10 ms while it ran, so a peak in its last
+// milliseconds may be missed. 0 where /proc is not there.
+func (p *Process) PeakRSS(t testing.TB) int64 {
+	t.Helper()
+	p.ExitCode(t)
+	return p.peakRSS.Load()
+}
+
+// sampleMemory records the process's VmHWM until it exits. (The rusage
+// of a child is no use here: its maximum counts the test process, which it
+// was forked from.)
+func (p *Process) sampleMemory(pid int) {
+	status := fmt.Sprintf("/proc/%d/status", pid)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if hwm, ok := readHWM(status); ok && hwm > p.peakRSS.Load() {
+			p.peakRSS.Store(hwm)
+		}
+		select {
+		case <-p.exited:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// readHWM reads VmHWM from a /proc status file, in bytes.
+func readHWM(status string) (int64, bool) {
+	data, err := os.ReadFile(status)
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024, err == nil
+		}
+	}
+	return 0, false
 }
