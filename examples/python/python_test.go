@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -17,7 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
-	_ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
+	"github.com/zmqpipeline/zmqpipeline/transport/auth"
+	"github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -76,12 +78,74 @@ func (r *record) count(tt string, id uint64) {
 
 // TestPythonWorkerBesideAGoWorker runs task type C (the seed's sleeping
 // items, no result) on a Go worker and a Python worker together, and task
-// type P (numbers, squared; strings, which fail) on a second Python worker.
+// type P (numbers, squared; strings, which fail) on a second Python worker:
+// without keys, and with CURVE keys, the Python workers' from certificate
+// files as the Go programs' -keygen writes them.
 func TestPythonWorkerBesideAGoWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Python processes; skipped with -short")
 	}
 	py := python(t)
+	t.Run("without keys", func(t *testing.T) { runBeside(t, py, &keys{}) })
+	t.Run("with keys", func(t *testing.T) { runBeside(t, py, newKeys(t)) })
+}
+
+// keys are a keyed run's: a key pair per role, and the Python workers'
+// files, in dir; the zero keys mean a run without them.
+type keys struct {
+	dist, coll, goWorker, py auth.KeyPair
+	dir                      string
+}
+
+func newKeys(t *testing.T) *keys {
+	t.Helper()
+	k := &keys{dir: t.TempDir()}
+	for name, kp := range map[string]*auth.KeyPair{"dist": &k.dist, "coll": &k.coll, "go": &k.goWorker, "py": &k.py} {
+		var err error
+		*kp, err = auth.GenerateKeyPair()
+		require.NoError(t, err)
+		require.NoError(t, auth.WriteKeyPair(filepath.Join(k.dir, name), *kp))
+	}
+	return k
+}
+
+// secure returns the option that gives a component a ZeroMQ transport with
+// cfg's keys; none without keys.
+func (k *keys) secure(t *testing.T, cfg auth.Config) []engine.Option {
+	t.Helper()
+	if k.dir == "" {
+		return nil
+	}
+	tr, err := zmqtransport.New(zmqtransport.Options{}).Secure(cfg)
+	require.NoError(t, err)
+	return []engine.Option{engine.WithTransport(tr)}
+}
+
+// access lists the collector and both kinds of worker.
+func (k *keys) access(t *testing.T) *auth.Access {
+	t.Helper()
+	if k.dir == "" {
+		return nil
+	}
+	a, err := auth.NewAccess(
+		auth.Entry{Key: k.coll.Public, Roles: []string{"collector"}},
+		auth.Entry{Key: k.goWorker.Public, Roles: []string{"worker:C"}},
+		auth.Entry{Key: k.py.Public, Roles: []string{"worker"}},
+	)
+	require.NoError(t, err)
+	return a
+}
+
+// pyFlags are the Python worker's key flags.
+func (k *keys) pyFlags() []string {
+	if k.dir == "" {
+		return nil
+	}
+	return []string{"--key", filepath.Join(k.dir, "py.key_secret"),
+		"--distributor-key", filepath.Join(k.dir, "dist.key"), "--collector-key", filepath.Join(k.dir, "coll.key")}
+}
+
+func runBeside(t *testing.T, py string, k *keys) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const cItems, pItems = 120, 20
@@ -95,14 +159,16 @@ func TestPythonWorkerBesideAGoWorker(t *testing.T) {
 	d, err := engine.NewDistributor(engine.Endpoints{Distributor: "tcp://127.0.0.1:0"}, []engine.TaskSpec{
 		{Type: "C", Task: engine.Items(cItems, func(int) (any, error) { return sleepy, nil })},
 		{Type: "P", Task: engine.Items(pItems, numbers)},
-	}, engine.WithQuorum(3)) // the Go worker and both Python workers are in before any item goes out
+	}, append(options[engine.DistributorOption](k.secure(t, auth.Config{Key: k.dist, Access: k.access(t)})),
+		engine.WithQuorum(3))...) // the Go worker and both Python workers are in before any item goes out
 	require.NoError(t, err)
 	errs := make(chan error, 3)
 	go func() { errs <- d.Run(ctx) }()
 	<-d.Bound()
 	rec := &record{seen: map[string]map[uint64]int{}, payloads: map[string][][]byte{}, values: map[uint64]int64{}, failures: map[uint64]string{}}
 	c, err := engine.NewCollector(engine.Endpoints{Distributor: d.Addr(), Collector: "tcp://127.0.0.1:0"}, rec,
-		engine.WithFailureHandler(rec.failure))
+		append(options[engine.CollectorOption](k.secure(t, auth.Config{Key: k.coll, Server: k.dist.Public, Access: k.access(t)})),
+			engine.WithFailureHandler(rec.failure))...)
 	require.NoError(t, err)
 	go func() { errs <- c.Run(ctx) }()
 	<-c.Bound()
@@ -117,11 +183,11 @@ func TestPythonWorkerBesideAGoWorker(t *testing.T) {
 		}
 		time.Sleep(time.Duration(w.Workload * float64(time.Second)))
 		return nil, nil
-	}))
+	}), options[engine.WorkerOption](k.secure(t, auth.Config{Key: k.goWorker, Servers: map[string]auth.Key{ep.Distributor: k.dist.Public, ep.Collector: k.coll.Public}}))...)
 	require.NoError(t, err)
 	go func() { errs <- goWorker.Run(ctx) }()
-	pyC := startPython(t, ctx, py, ep, "C")
-	pyP := startPython(t, ctx, py, ep, "P")
+	pyC := startPython(t, ctx, py, ep, "C", k.pyFlags()...)
+	pyP := startPython(t, ctx, py, ep, "P", k.pyFlags()...)
 	for range 3 {
 		require.NoError(t, <-errs)
 	}
@@ -158,16 +224,26 @@ func TestPythonWorkerBesideAGoWorker(t *testing.T) {
 	assert.ElementsMatch(t, want, got, "every number was squared, in Python")
 }
 
+// options turns common options into one role's.
+func options[O any](common []engine.Option) []O {
+	out := make([]O, 0, len(common))
+	for _, o := range common {
+		out = append(out, any(o).(O))
+	}
+	return out
+}
+
 type pyWorker struct {
 	name string
 	cmd  *exec.Cmd
 	out  bytes.Buffer
 }
 
-func startPython(t *testing.T, ctx context.Context, py string, ep engine.Endpoints, taskType string) *pyWorker {
+func startPython(t *testing.T, ctx context.Context, py string, ep engine.Endpoints, taskType string, flags ...string) *pyWorker {
 	t.Helper()
 	w := &pyWorker{name: "python worker " + taskType}
-	w.cmd = exec.CommandContext(ctx, py, "worker.py", "--distributor", ep.Distributor, "--collector", ep.Collector, "--type", taskType)
+	args := append([]string{"worker.py", "--distributor", ep.Distributor, "--collector", ep.Collector, "--type", taskType}, flags...)
+	w.cmd = exec.CommandContext(ctx, py, args...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	w.cmd.WaitDelay = 5 * time.Second
 	require.NoError(t, w.cmd.Start())

@@ -9,6 +9,13 @@ installs them).
     python3 examples/python/worker.py --distributor tcp://HOST:5551 \\
         --collector tcp://HOST:5558 --type C
 
+With CURVE keys (the README's "Security"), give it its key pair and the
+servers' public keys, as ZeroMQ certificates (what the Go programs'
+-keygen writes):
+
+    python3 examples/python/worker.py ... --key w1.key_secret \\
+        --distributor-key dist.key --collector-key coll.key
+
 Its work (replace the function `work`): an item of the seed's examples,
 {"workload": seconds}, is slept and has no result; a number is squared;
 anything else fails for good (no retry). So it can stand in for a worker of
@@ -32,6 +39,7 @@ import time
 
 import msgpack
 import zmq
+import zmq.auth
 
 # The envelope: version, kind, role, flags, attempt, count, run id, item id,
 # token, task type length; then the task type and the payload. Big-endian.
@@ -97,6 +105,12 @@ class Worker:
         self.coll = self.ctx.socket(zmq.DEALER)
         for s in (self.dist, self.coll):
             s.setsockopt(zmq.LINGER, 1000)
+        if args.key:
+            # CURVE: this worker's key pair, and each server's public key.
+            public, secret = zmq.auth.load_certificate(args.key)
+            for s, server in ((self.dist, args.distributor_key), (self.coll, args.collector_key)):
+                s.curve_publickey, s.curve_secretkey = public, secret
+                s.curve_serverkey = zmq.auth.load_certificate(server)[0]
             # A routing id of our own, as PROTOCOL.md requires: 16 random
             # bytes, the first not zero.
             rid = bytearray(os.urandom(16))
@@ -259,9 +273,14 @@ def main():
     p.add_argument("--collector", required=True, help="the collector's endpoint")
     p.add_argument("--type", required=True, help="the task type to execute")
     p.add_argument("--window", type=int, default=2, help="items held at once: the one executing and the ones waiting")
+    p.add_argument("--key", help="this worker's CURVE key pair: a secret certificate (NAME.key_secret)")
+    p.add_argument("--distributor-key", help="with --key: the distributor's public certificate")
+    p.add_argument("--collector-key", help="with --key: the collector's public certificate")
     args = p.parse_args()
     if args.window < 1:
         p.error("--window must be at least 1")
+    if args.key and not (args.distributor_key and args.collector_key):
+        p.error("--key needs --distributor-key and --collector-key")
     w = Worker(args)
 
     def stop(signum, frame):
