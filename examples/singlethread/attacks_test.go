@@ -346,14 +346,14 @@ func TestAttacks(t *testing.T) {
 				_, _ = c.Write(zmtpFrameHeader(f.declared))
 				_, _ = c.Write(make([]byte, f.sent))
 			}
-			// And 300 connections that say nothing.
-			for range 300 {
+			// And a thousand connections that say nothing.
+			for range 1000 {
 				c, err := net.Dial("tcp", addr)
 				require.NoError(t, err)
 				conns = append(conns, c)
 			}
 		}
-		s.finish(t, "oversize and half-sent frames, 300 idle connections")
+		s.finish(t, "oversize and half-sent frames, 1000 idle connections")
 	})
 
 	t.Run("keys: strangers and role hijacks", func(t *testing.T) {

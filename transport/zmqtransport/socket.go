@@ -373,6 +373,12 @@ func (p *pipe) setUp(zctx *zmq.Context) (*zmq.Socket, error) {
 		if err := sock.SetRouterMandatory(1); err != nil {
 			return sock, err
 		}
+		// Room for a burst of connections (libzmq's default is 100): past
+		// it the kernel drops the next connections' SYNs and they wait a
+		// second to try again, real workers among them.
+		if err := sock.SetBacklog(listenBacklog); err != nil {
+			return sock, err
+		}
 		if err := sock.Bind(p.endpoint); err != nil {
 			return sock, bindError(p.endpoint, err)
 		}
@@ -454,6 +460,10 @@ func (p *pipe) wireOverhead() int {
 // handshakeTimeout bounds how long a connection may take to complete its
 // ZMTP handshake before libzmq closes it.
 const handshakeTimeout = 10 * time.Second
+
+// listenBacklog is the listen queue of a listener's sockets (the kernel
+// caps it at net.core.somaxconn).
+const listenBacklog = 4096
 
 // ZMTP heartbeats: a ping every zmtpHeartbeat, and a connection that
 // answers nothing for zmtpTimeout after one is closed.
