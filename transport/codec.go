@@ -68,8 +68,12 @@ func (Msgpack) Marshal(v any) ([]byte, error) {
 // Unmarshal checks data's structure, then decodes it into the value v
 // points to.
 func (Msgpack) Unmarshal(data []byte, v any) error {
-	if err := checkMsgpack(data); err != nil {
+	ambiguous, err := checkMsgpack(data)
+	if err != nil {
 		return err
+	}
+	if ambiguous != nil {
+		data = unambiguous(data, ambiguous)
 	}
 	d := msgpackDecoders.Get().(*msgpack.Decoder)
 	defer msgpackDecoders.Put(d)

@@ -15,8 +15,9 @@ var ErrMalformedPayload = errors.New("transport: malformed MessagePack payload")
 // length and element count fits in the bytes that follow, before the
 // decoder allocates for them: five bytes that claim an array of four
 // billion elements must be an error, not an out-of-memory crash. The walk
-// is linear and allocates nothing.
-func checkMsgpack(data []byte) error {
+// is linear and allocates nothing unless it finds an ambiguous timestamp:
+// it returns the offsets of those (see ambiguousTimestamp).
+func checkMsgpack(data []byte) (ambiguous []int, err error) {
 	pos := 0
 	need := func(n uint64) error {
 		if n > uint64(len(data)-pos) {
@@ -61,22 +62,29 @@ func checkMsgpack(data []byte) error {
 	// of its own, which this walk cannot vouch for: eight bytes that wrap
 	// a map claiming four billion entries in an extension once made it
 	// allocate until the process died.
-	extData := func(n uint64) error {
+	extData := func(start int, n uint64) error {
 		if err := need(1 + n); err != nil {
 			return err
 		}
 		if typ := int8(data[pos]); typ != -1 || n != 4 && n != 8 && n != 12 {
-			return fmt.Errorf("%w: extension type %d of %d bytes at offset %d; only timestamps (type -1) are accepted", ErrMalformedPayload, typ, n, pos-1)
+			return fmt.Errorf("%w: extension type %d of %d bytes at offset %d; only timestamps (type -1) are accepted", ErrMalformedPayload, typ, n, start)
+		}
+		if ambiguousTimestamp(data[pos+1]) {
+			if n == 12 { // the nanoseconds, past 999999999
+				return fmt.Errorf("%w: timestamp at offset %d with nanoseconds out of range", ErrMalformedPayload, start)
+			}
+			ambiguous = append(ambiguous, start)
 		}
 		pos += int(1 + n)
 		return nil
 	}
 	ext := func(n int) error {
+		start := pos - 1
 		l, err := size(n)
 		if err != nil {
 			return err
 		}
-		return extData(l)
+		return extData(start, l)
 	}
 	// Containers nest through a stack of the values each still expects, so
 	// that nesting too deep for the decoder's recursion is refused too.
@@ -130,7 +138,7 @@ func checkMsgpack(data []byte) error {
 		case b == 0xcb, b == 0xcf, b == 0xd3: // float64, uint64, int64
 			err = skip(8)
 		case b >= 0xd4 && b <= 0xd8: // fixext 1, 2, 4, 8, 16: type and data
-			err = extData(1 << (b - 0xd4))
+			err = extData(pos-1, 1<<(b-0xd4))
 		case b == 0xdc: // array16
 			err = counted(2, 1)
 		case b == 0xdd: // array32
@@ -143,11 +151,11 @@ func checkMsgpack(data []byte) error {
 			err = fmt.Errorf("%w: unknown code 0x%02x at offset %d", ErrMalformedPayload, b, pos-1)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if children > 0 {
 			if depth == maxNesting {
-				return fmt.Errorf("%w: nested deeper than %d at offset %d", ErrMalformedPayload, maxNesting, pos)
+				return nil, fmt.Errorf("%w: nested deeper than %d at offset %d", ErrMalformedPayload, maxNesting, pos)
 			}
 			stack[depth] = children
 			depth++
@@ -162,7 +170,55 @@ func checkMsgpack(data []byte) error {
 			depth--
 		}
 	}
-	return nil
+	return ambiguous, nil
+}
+
+// ambiguousTimestamp reports whether a timestamp whose data starts with
+// byte first is ambiguous. Decoding into a map, the decoder skips an
+// extension's header and reads its data as the map's length: a timestamp
+// whose data starts with a map16 or map32 code then claims up to four
+// billion entries, which the walk could not see, and the decoder
+// allocates for them before it reads any. A sender may write such a
+// timestamp in good faith (one of the 32 or 64-bit forms, with those bits
+// in its seconds or nanoseconds), so Unmarshal rewrites it to the 96-bit
+// form, whose data starts with the nanoseconds (at most 0x3b): the same
+// time, and no length to misread.
+func ambiguousTimestamp(first byte) bool { return first == 0xde || first == 0xdf }
+
+// unambiguous returns a copy of data with each timestamp at the offsets
+// checkMsgpack returned rewritten in the 96-bit form: ext8, 12 bytes, type
+// -1, nanoseconds (4 bytes) and seconds (8 bytes, signed).
+func unambiguous(data []byte, at []int) []byte {
+	out := make([]byte, 0, len(data)+9*len(at))
+	prev := 0
+	for _, i := range at {
+		var hdr, n int // the header before the type byte, and the data's length
+		switch data[i] {
+		case 0xd6, 0xd7: // fixext4, fixext8
+			hdr, n = 1, 4<<(data[i]-0xd6)
+		case 0xc7: // ext8, ext16, ext32
+			hdr, n = 2, int(data[i+1])
+		case 0xc8:
+			hdr, n = 3, int(binary.BigEndian.Uint16(data[i+1:]))
+		default:
+			hdr, n = 5, int(binary.BigEndian.Uint32(data[i+1:]))
+		}
+		body := data[i+hdr+1 : i+hdr+1+n]
+		var sec int64
+		var nsec uint32
+		if n == 4 { // seconds
+			sec = int64(binary.BigEndian.Uint32(body))
+		} else { // nanoseconds (30 bits) and seconds (34 bits)
+			v := binary.BigEndian.Uint64(body)
+			nsec, sec = uint32(v>>34), int64(v&(1<<34-1))
+		}
+		out = append(out, data[prev:i]...)
+		out = append(out, 0xc7, 12, 0xff)
+		out = binary.BigEndian.AppendUint32(out, nsec)
+		out = binary.BigEndian.AppendUint64(out, uint64(sec))
+		prev = i + hdr + 1 + n
+	}
+	return append(out, data[prev:]...)
 }
 
 // maxNesting bounds how deep arrays and maps may nest in a payload.

@@ -285,6 +285,40 @@ func TestMsgpackRefusesExtensionsButTimestamps(t *testing.T) {
 	}
 }
 
+// TestMsgpackTimestampsThatReadAsMapLengths: decoding into a map, the
+// decoder skips an extension's header and reads its data as the map's
+// length. A timestamp whose data starts like a map32 then claimed four
+// billion entries, and the decoder allocated for them (found by
+// FuzzMsgpackUnmarshal). Such timestamps decode into a map as the error
+// they are, and into a time as the same time they were.
+func TestMsgpackTimestampsThatReadAsMapLengths(t *testing.T) {
+	bomb := []byte{0xd6, 0xff, 0xdf, 0xae, 0x30, 0x30, 0xff, 0xff, 0x00, 0x00, 0x00}
+	var m map[string]any
+	assert.Error(t, transport.Msgpack{}.Unmarshal(bomb, &m))
+	for name, when := range map[string]time.Time{
+		"32-bit form, seconds 0xdf…":     time.Unix(0xdfae3030, 0),
+		"64-bit form, nanoseconds 0xdf…": time.Unix(1700000000, 936_000_000),
+		"64-bit form, nanoseconds 0xde…": time.Unix(1700000000, 932_000_000),
+	} {
+		b, err := transport.Msgpack{}.Marshal(map[string]any{"at": when})
+		require.NoError(t, err)
+		i := bytes.IndexByte(b, 0xff) // the extension's type
+		require.Positive(t, i, name)
+		require.Contains(t, []byte{0xde, 0xdf}, b[i+1], "%s: the encoder wrote the ambiguous form: % x", name, b)
+		var got map[string]time.Time
+		require.NoError(t, transport.Msgpack{}.Unmarshal(b, &got), name)
+		assert.True(t, when.Equal(got["at"]), "%s: %v came back as %v", name, when, got["at"])
+		var loose map[string]any
+		require.NoError(t, transport.Msgpack{}.Unmarshal(b, &loose), name)
+		assert.True(t, when.Equal(loose["at"].(time.Time)), name)
+		var asMap map[string]map[string]any
+		assert.Error(t, transport.Msgpack{}.Unmarshal(b, &asMap), "%s: a time is not a map", name)
+	}
+	// The 96-bit form with nanoseconds past a second is no timestamp.
+	bad := []byte{0xc7, 12, 0xff, 0xdf, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1}
+	assert.ErrorIs(t, transport.Msgpack{}.Unmarshal(bad, &m), transport.ErrMalformedPayload)
+}
+
 func TestMsgpackRejectsLengthsPastTheEnd(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"array32 of 4e9":  {0xdd, 0xff, 0xff, 0xff, 0xff},
