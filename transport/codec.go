@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"sync"
 
@@ -75,11 +76,7 @@ func (Msgpack) Unmarshal(data []byte, v any) error {
 	if ambiguous != nil {
 		data = unambiguous(data, ambiguous)
 	}
-	d := msgpackDecoders.Get().(*msgpack.Decoder)
-	defer msgpackDecoders.Put(d)
-	d.Reset(bytes.NewReader(data))
-	d.UseLooseInterfaceDecoding(true)
-	if err := d.Decode(v); err != nil {
+	if err := decodeMsgpack(data, v); err != nil {
 		return err
 	}
 	switch p := v.(type) {
@@ -91,6 +88,22 @@ func (Msgpack) Unmarshal(data []byte, v any) error {
 		signedInts(*p)
 	}
 	return nil
+}
+
+// decodeMsgpack decodes data into v. The decoder panics on some input
+// for some types (nil for a time.Time in a struct); that is an error here.
+func decodeMsgpack(data []byte, v any) (err error) {
+	d := msgpackDecoders.Get().(*msgpack.Decoder)
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: the decoder failed on it: %v", ErrMalformedPayload, p)
+			return // not back in the pool: its state is unknown
+		}
+		msgpackDecoders.Put(d)
+	}()
+	d.Reset(bytes.NewReader(data))
+	d.UseLooseInterfaceDecoding(true)
+	return d.Decode(v)
 }
 
 // signedInts turns every uint64 that fits an int64 into an int64, in place

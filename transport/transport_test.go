@@ -249,11 +249,23 @@ func FuzzMsgpackUnmarshal(f *testing.F) {
 	}
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})                   // an array claiming 4 billion elements
 	f.Add([]byte{0xc7, 0x05, 0x00, 0xdf, 0xff, 0xff, 0xff, 0xff}) // the same, as a map, inside an extension
+	f.Add([]byte{0xd6, 0xff, 0xdf, 0xae, 0x30, 0x30, 0xff, 0xff, 0x00, 0x00, 0x00}) // a timestamp that reads as a map32
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m map[string]any
 		_ = transport.Msgpack{}.Unmarshal(data, &m)
 		var ids []uint64
 		_ = transport.Msgpack{}.Unmarshal(data, &ids)
+		var v any
+		_ = transport.Msgpack{}.Unmarshal(data, &v)
+		// A user's type, with the unbounded kinds of map the decoder has.
+		var s struct {
+			At    time.Time
+			Meta  map[string]any
+			Any   map[any]any
+			Names map[string]string
+			List  []map[string]any
+		}
+		_ = transport.Msgpack{}.Unmarshal(data, &s)
 	})
 }
 
@@ -317,6 +329,19 @@ func TestMsgpackTimestampsThatReadAsMapLengths(t *testing.T) {
 	// The 96-bit form with nanoseconds past a second is no timestamp.
 	bad := []byte{0xc7, 12, 0xff, 0xdf, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1}
 	assert.ErrorIs(t, transport.Msgpack{}.Unmarshal(bad, &m), transport.ErrMalformedPayload)
+}
+
+// TestMsgpackDecoderPanicsAreErrors: the decoder panics on a nil where a
+// struct's time.Time is (found by FuzzMsgpackUnmarshal); Unmarshal
+// returns an error instead.
+func TestMsgpackDecoderPanicsAreErrors(t *testing.T) {
+	var s struct{ At time.Time }
+	err := transport.Msgpack{}.Unmarshal([]byte{0x95, 0xc0, 0x30, 0x30, 0x30, 0x30}, &s)
+	assert.ErrorIs(t, err, transport.ErrMalformedPayload)
+	// The pool's decoders still work.
+	var v any
+	require.NoError(t, transport.Msgpack{}.Unmarshal([]byte{0x05}, &v))
+	assert.Equal(t, int64(5), v)
 }
 
 func TestMsgpackRejectsLengthsPastTheEnd(t *testing.T) {
