@@ -247,8 +247,8 @@ func FuzzMsgpackUnmarshal(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})                   // an array claiming 4 billion elements
-	f.Add([]byte{0xc7, 0x05, 0x00, 0xdf, 0xff, 0xff, 0xff, 0xff}) // the same, as a map, inside an extension
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})                                     // an array claiming 4 billion elements
+	f.Add([]byte{0xc7, 0x05, 0x00, 0xdf, 0xff, 0xff, 0xff, 0xff})                   // the same, as a map, inside an extension
 	f.Add([]byte{0xd6, 0xff, 0xdf, 0xae, 0x30, 0x30, 0xff, 0xff, 0x00, 0x00, 0x00}) // a timestamp that reads as a map32
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m map[string]any
@@ -335,7 +335,10 @@ func TestMsgpackTimestampsThatReadAsMapLengths(t *testing.T) {
 // struct's time.Time is (found by FuzzMsgpackUnmarshal); Unmarshal
 // returns an error instead.
 func TestMsgpackDecoderPanicsAreErrors(t *testing.T) {
-	var s struct{ At time.Time }
+	var s struct {
+		At         time.Time
+		B, C, D, E int
+	}
 	err := transport.Msgpack{}.Unmarshal([]byte{0x95, 0xc0, 0x30, 0x30, 0x30, 0x30}, &s)
 	assert.ErrorIs(t, err, transport.ErrMalformedPayload)
 	// The pool's decoders still work.
