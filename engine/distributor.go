@@ -162,6 +162,9 @@ type distRun struct {
 	// toldGone holds the strangers told to say hello again in this tick:
 	// each hears it once per tick, however much it sends.
 	toldGone map[transport.PeerID]struct{}
+	// handshakes counts each sender's hellos, goodbyes and metadata in
+	// this tick.
+	handshakes map[transport.PeerID]handshakes
 
 	ready     int              // workers that announced capacity, for the quorum
 	granted   int              // credit given to workers, in all (WithLimits)
@@ -200,6 +203,7 @@ func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
 		backlog:      make(map[*peerState]struct{}),
 		departed:     make(map[transport.PeerID]uint64),
 		toldGone:     make(map[transport.PeerID]struct{}),
+		handshakes:   make(map[transport.PeerID]handshakes),
 		bye:          make(map[transport.PeerID]bool),
 		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
 	}
@@ -294,6 +298,7 @@ func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err e
 	if !now.Before(r.nextTick) {
 		r.tick++
 		clear(r.toldGone)
+		clear(r.handshakes)
 		r.nextTick = now.Add(r.d.s.heartbeat)
 		if err := r.heartbeat(ctx); err != nil {
 			return false, err

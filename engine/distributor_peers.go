@@ -59,6 +59,23 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		p.seen = r.tick
 	}
 	switch env.Kind {
+	case transport.KindHello, transport.KindMetadata, transport.KindBye:
+		// Each is answered, and a hello can cost a welcome: a peer that
+		// sends them in a loop gets a few handled per tick, not an
+		// answer (and a log line) per message.
+		n := r.handshakes[from]
+		if env.Kind == transport.KindHello && n.hello || n.others >= maxHandshakesPerTick {
+			r.d.meter.ignore(r.d.log, IgnoredFlood, "too many handshakes from one peer in a heartbeat interval; dropped", "kind", env.Kind, "peer", from)
+			return nil
+		}
+		if env.Kind == transport.KindHello {
+			n.hello = true
+		} else {
+			n.others++
+		}
+		r.handshakes[from] = n
+	}
+	switch env.Kind {
 	case transport.KindHello:
 		return r.onHello(ctx, from, p, env)
 	case transport.KindMetadata:
@@ -345,6 +362,17 @@ func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envel
 	}
 	return r.dispatch(ctx, ts)
 }
+
+// handshakes counts what one peer sent in a heartbeat interval: the
+// distributor handles one hello and maxHandshakesPerTick goodbyes and
+// metadata. An honest peer says hello at most once a second (helloRetry),
+// and goodbye once or twice.
+type handshakes struct {
+	hello  bool
+	others int
+}
+
+const maxHandshakesPerTick = 3
 
 // firstCredit is the most credit a worker that finished nothing yet is
 // given (see grant).

@@ -85,6 +85,10 @@ const (
 	// an unknown task type or role, a key without the role, a second
 	// collector, metadata it did not ask for or already has.
 	IgnoredRefused transport.DropReason = "handshake refused"
+	// IgnoredFlood: a hello, goodbye or metadata past the few a peer may
+	// send the distributor in one heartbeat interval; an honest peer
+	// sends one or two.
+	IgnoredFlood transport.DropReason = "too many handshakes"
 )
 
 // meter keeps a component's Stats: the transports it has open, the final

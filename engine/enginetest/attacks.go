@@ -222,6 +222,32 @@ func testCreditIsEarned(t *testing.T, s Suite) {
 	assert.Equal(t, int64(firstCredit), h.works.Load(), "a window of 2^20 earned the hoarder no more than the first credit")
 }
 
+// testHandshakeFloodIsCapped: a peer that says hello in a loop (each
+// would cost a welcome and two log lines) has a few handled per heartbeat
+// interval; the rest are dropped and counted, and the run goes on.
+func testHandshakeFloodIsCapped(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	// The flood's last hello made it a worker that never confirms the end.
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}}, engine.WithEndGrace(100*time.Millisecond))
+	c := rec.collector(t, ep)
+	errs := runRest(ctx, d, c)
+	<-c.Joined()
+	flood, err := transport.Dial(ctx, ep.Distributor)
+	require.NoError(t, err)
+	defer func() { _ = flood.Close() }()
+	const hellos = 500
+	for range hellos {
+		require.NoError(t, flood.Send(ctx, transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: "calc", Count: 1}))
+	}
+	eventually(t, "the flood is counted", func() bool { return d.Stats().Ignored[engine.IgnoredFlood] > 0 })
+	requireAllNil(t, runRest(ctx, newWorker(t, ep, "calc", echo)), 1)
+	requireAllNil(t, errs, 2)
+	rec.requireEachOnce(t, "calc", 20)
+	assert.Less(t, d.Stats().Ignored[engine.IgnoredFlood], uint64(hellos), "some hellos were handled")
+}
+
 // testTooManyPeersAreRefused: past its limit of peers the distributor
 // refuses a hello, and the run goes on.
 func testTooManyPeersAreRefused(t *testing.T, s Suite) {

@@ -61,6 +61,7 @@ func Run(t *testing.T, s Suite) {
 		{"HoardingWorkerIsTakenForGone", testHoardingWorkerIsTakenForGone},
 		{"CreditIsBoundedInTotal", testCreditIsBoundedInTotal},
 		{"CreditIsEarned", testCreditIsEarned},
+		{"HandshakeFloodIsCapped", testHandshakeFloodIsCapped},
 		{"TooManyPeersAreRefused", testTooManyPeersAreRefused},
 		{"QuorumHoldsWorkUntilEnoughWorkersJoined", testQuorumHoldsWorkUntilEnoughWorkersJoined},
 		{"WorkerKilledMidRun", testWorkerKilledMidRun},

@@ -257,6 +257,31 @@ func TestAttacks(t *testing.T) {
 		assert.NotContains(t, coll, "failed", "no item failed")
 	})
 
+	t.Run("hello flood", func(t *testing.T) {
+		s := besiege(t, bin, nil, nil)
+		// Hellos as a worker in a loop: each handled one costs a welcome
+		// and a log line or two.
+		s.attack(func(ctx context.Context) {
+			in, err := dial(s.dist, randomID(), nil, auth.Key{})
+			if err != nil {
+				t.Errorf("flood: %v", err)
+				return
+			}
+			defer in.close()
+			for ctx.Err() == nil {
+				for range 1000 {
+					in.send(transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: "C", Count: 1})
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+		dist, _ := s.finish(t, "hello flood")
+		assert.Contains(t, droppedAtEnd(dist), "too many handshakes", "the flood was counted:\n%s", dist)
+		// Here a heartbeat interval is 50 ms; a flooding peer is handled
+		// once per interval.
+		assert.Less(t, strings.Count(dist, "\n"), 100, "the distributor's log stays short:\n%s", dist)
+	})
+
 	t.Run("pre-claimed routing ids", func(t *testing.T) {
 		s := besiege(t, bin, nil, nil)
 		// libzmq gives a peer without a routing id of its own 00 and a
