@@ -92,6 +92,22 @@
 // up by a slow task does not take its peers for gone for its own silence;
 // a peer measures its distributor's silence only while it waits for it.
 //
+// # Hostile peers
+//
+// Without keys every peer that reaches an endpoint is trusted with the
+// role it asks for; with a transport that authenticates (zmqtransport with
+// CURVE and an access list, see package auth) each key takes only its
+// roles: a hello for another is refused with an error wrapping
+// auth.ErrForbidden. Either way the collector handles only results that
+// carry the assignment token the distributor issued with that item's
+// attempt, the distributor takes ACKs only from the collector it welcomed,
+// and the distributor's state stays bounded (WithLimits): a worker is
+// handed at most 32 items until its results come back, a worker that holds
+// items of a type with a TaskSpec.Timeout and finishes none for the
+// timeout plus the liveness timeout is taken for gone, and a peer gets one
+// hello handled per heartbeat interval. The README's "Security" gives the
+// threat model and the limits.
+//
 // # Goroutines and logging
 //
 // Every component's Run returns only after every goroutine it started has
