@@ -77,7 +77,11 @@ type TaskSpec struct {
 	// its worker is tried.
 	MaxAttempts int
 	// Timeout, if set, bounds one attempt: the handler's context ends
-	// after it, and an attempt that runs past it fails.
+	// after it, and an attempt that runs past it fails. It also lets the
+	// distributor tell a worker that sits on items from a busy one: a
+	// worker that holds items of the type and finishes none for Timeout
+	// plus the liveness timeout (a handler that ignores its context, or a
+	// peer that hoards) is taken for gone, and its items go to others.
 	Timeout time.Duration
 }
 
