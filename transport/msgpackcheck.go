@@ -175,15 +175,17 @@ func checkMsgpack(data []byte) (ambiguous []int, err error) {
 
 // ambiguousTimestamp reports whether a timestamp whose data starts with
 // byte first is ambiguous. Decoding into a map, the decoder skips an
-// extension's header and reads its data as the map's length: a timestamp
-// whose data starts with a map16 or map32 code then claims up to four
-// billion entries, which the walk could not see, and the decoder
-// allocates for them before it reads any. A sender may write such a
-// timestamp in good faith (one of the 32 or 64-bit forms, with those bits
-// in its seconds or nanoseconds), so Unmarshal rewrites it to the 96-bit
-// form, whose data starts with the nanoseconds (at most 0x3b): the same
-// time, and no length to misread.
-func ambiguousTimestamp(first byte) bool { return first == 0xde || first == 0xdf }
+// extension's header and reads a map from its data on: a timestamp whose
+// data starts with a map code then holds a map the walk never saw, whose
+// entries run on past the timestamp (a map32 inside claimed 1.7 billion
+// entries), and the decoder allocates for them before it reads any. A
+// sender may write such a timestamp in good faith (one of the 32 or 64-bit
+// forms, with those bits in its seconds or nanoseconds), so Unmarshal
+// rewrites it to the 96-bit form, whose data starts with the nanoseconds
+// (at most 0x3b, a number): the same time, and no map to misread.
+func ambiguousTimestamp(first byte) bool {
+	return first >= 0x80 && first <= 0x8f || first == 0xde || first == 0xdf // fixmap, map16, map32
+}
 
 // unambiguous returns a copy of data with each timestamp at the offsets
 // checkMsgpack returned rewritten in the 96-bit form: ext8, 12 bytes, type
