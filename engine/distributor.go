@@ -109,6 +109,17 @@ func (d *Distributor) Run(ctx context.Context) error {
 		return ErrAlreadyRunning
 	}
 	defer d.meter.summarize(d.log) // after the transports below are closed
+	var dur *durable
+	if d.s.journalPath != "" {
+		var err error
+		if dur, err = readJournal(d); err != nil {
+			return err
+		}
+		if dur.complete {
+			d.log.Info("the journal's run is complete; nothing to hand out", "journal", dur.path, "run", runName(dur.run))
+			return nil
+		}
+	}
 	l, err := d.s.listen(ctx, d.ep.Distributor)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
@@ -118,7 +129,7 @@ func (d *Distributor) Run(ctx context.Context) error {
 	addr := l.Addr().String()
 	warnIfExposed(d.log, l)
 	d.binding.set(addr)
-	r, err := newDistRun(d, l)
+	r, err := newDistRun(d, l, dur)
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}
@@ -127,6 +138,9 @@ func (d *Distributor) Run(ctx context.Context) error {
 		"wait_metadata", d.s.waitMetadata, "heartbeat", d.s.heartbeat, "liveness_timeout", d.s.liveness)
 	err = r.run(ctx)
 	r.alarm.stop()
+	if jerr := r.closeJournal(err == nil); err == nil && jerr != nil {
+		err = jerr
+	}
 	if err != nil {
 		r.abort(ctx, err)
 		done, produced := d.Progress()
@@ -155,6 +169,7 @@ type distRun struct {
 	// it in its welcome and checks results with it.
 	tokenKey transport.Token
 	signer   *tokenSigner
+	dur      *durable // the journal of a durable run (WithJournal); nil otherwise
 
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
@@ -189,7 +204,7 @@ type distRun struct {
 	graceDeadline time.Time
 }
 
-func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
+func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, error) {
 	tracker, err := dag.NewTracker(d.graph)
 	if err != nil {
 		return nil, err // validated in NewDistributor; unreachable
@@ -206,10 +221,15 @@ func newDistRun(d *Distributor, l transport.Listener) (*distRun, error) {
 		handshakes:   make(map[transport.PeerID]handshakes),
 		bye:          make(map[transport.PeerID]bool),
 		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
+		dur:          dur,
 	}
-	for _, spec := range d.specs {
+	if dur != nil && dur.begun {
+		r.runID, r.tokenKey, r.signer = dur.run, dur.key, newTokenSigner(dur.key)
+	}
+	for i, spec := range d.specs {
 		ts := &taskState{
 			spec:        spec,
+			index:       uint32(i),
 			maxAttempts: uint32(cmp.Or(spec.MaxAttempts, DefaultMaxAttempts)),
 			log:         d.s.logger.With("component", "task", "task_type", spec.Type),
 		}
@@ -234,12 +254,21 @@ func runName(id uint64) string { return fmt.Sprintf("%016x", id) }
 func (r *distRun) run(ctx context.Context) error {
 	r.alarm.parent = ctx
 	r.nextTick = time.Now().Add(r.d.s.heartbeat)
-	if !r.d.s.waitMetadata {
+	switch {
+	case !r.d.s.waitMetadata:
 		if err := r.metadataArrived(ctx, nil); err != nil {
+			return err
+		}
+	case r.dur != nil && r.dur.hasMD:
+		// A resumed run has its metadata already.
+		if err := r.metadataArrived(ctx, r.dur.md); err != nil {
 			return err
 		}
 	}
 	for {
+		if err := r.writeJournal(); err != nil {
+			return err
+		}
 		if r.ending && r.collectorBye && len(r.bye) == 0 {
 			return nil
 		}

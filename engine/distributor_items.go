@@ -14,6 +14,7 @@ import (
 
 type taskState struct {
 	spec        TaskSpec
+	index       uint32 // in the distributor's specs, as the journal records it
 	maxAttempts uint32
 	log         *slog.Logger
 	exhausted   bool // the task produced its last item
@@ -70,8 +71,11 @@ func (r *distRun) dispatchAll(ctx context.Context) error {
 }
 
 // dispatch hands out items of ts while a worker has credit and the task can
-// produce: items to hand out again first, then new ones.
+// produce: items to hand out again first, then new ones. With a journal,
+// what it produced is written before any of it goes out.
 func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
+	var buf [16]handout
+	out := buf[:0]
 	for len(ts.slots) > 0 && r.canHandOut(ts) {
 		p := r.peers[ts.slots[0]]
 		if p == nil || p.draining {
@@ -86,8 +90,11 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 			}
 		} else {
 			var err error
-			if f, err = r.produce(ctx, ts); err != nil || f == nil {
-				return err
+			if f, err = r.produce(ctx, ts); err != nil {
+				return err // the run aborts
+			}
+			if f == nil {
+				break // nothing to produce now; what was taken goes out below
 			}
 		}
 		ts.slots = ts.slots[1:]
@@ -96,11 +103,26 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 			p.busySince = time.Now() // it held nothing unfinished
 		}
 		p.handed++
-		if err := r.post(ctx, p, r.work(f)); err != nil {
-			return fmt.Errorf("send item %d to %s: %w", f.id, p.id, err)
+		out = append(out, handout{p, f})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if err := r.writeJournal(); err != nil {
+		return err
+	}
+	for _, h := range out {
+		if err := r.post(ctx, h.p, r.work(h.f)); err != nil {
+			return fmt.Errorf("send item %d to %s: %w", h.f.id, h.p.id, err)
 		}
 	}
 	return nil
+}
+
+// handout is an item's attempt and the worker it goes to.
+type handout struct {
+	p *peerState
+	f *flight
 }
 
 // produce asks the task for its next item. It returns nil without an error
@@ -134,6 +156,9 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 	ts.produced++
 	if item.Last {
 		ts.exhausted = true
+	}
+	if err := r.journalProduced(f); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -195,6 +220,7 @@ func (r *distRun) onAck(ctx context.Context, p *peerState, env transport.Envelop
 
 // complete records an item's end: succeeded, or failed for good.
 func (r *distRun) complete(ctx context.Context, f *flight, env transport.Envelope) error {
+	r.journalAcked(f, env)
 	ts := f.ts
 	delete(r.items, f.id)
 	f.done = true

@@ -287,6 +287,12 @@ func (r *distRun) onMetadata(ctx context.Context, from transport.PeerID, env tra
 	if !r.d.s.waitMetadata {
 		return r.reject(ctx, from, transport.RejectUnexpected, "this distributor does not wait for metadata (see WithMetadata)")
 	}
+	if r.mdReady && r.dur != nil && r.dur.hasMD {
+		// A resumed run kept its metadata: a source started again for it
+		// is done.
+		r.tell(from, transport.Envelope{Kind: transport.KindMetadata})
+		return nil
+	}
 	if r.mdReady {
 		return r.reject(ctx, from, transport.RejectDuplicate, "metadata was already delivered")
 	}
@@ -318,6 +324,11 @@ func (r *distRun) metadataArrived(ctx context.Context, payload []byte) error {
 		}
 		if err := protect(func() error { return init.Init(ctx, md) }); err != nil {
 			return fmt.Errorf("task %q: init: %w", t, err)
+		}
+	}
+	if r.dur != nil {
+		if err := r.openJournal(ctx); err != nil {
+			return err
 		}
 	}
 	waiting := r.waiting

@@ -16,6 +16,8 @@
 //	-item-timeout D  distributor: every type's Timeout ZMQPIPELINE_ITEM_TIMEOUT
 //	-max-peers N     distributor: peers at once       ZMQPIPELINE_MAX_PEERS
 //	-max-in-flight N distributor: items handed out    ZMQPIPELINE_MAX_IN_FLIGHT
+//	-journal FILE    distributor: a durable run       ZMQPIPELINE_JOURNAL
+//	-journal-sync D  distributor: how often it syncs  ZMQPIPELINE_JOURNAL_SYNC
 //	-rejoin D        wait for a lost distributor      ZMQPIPELINE_REJOIN
 //	-grace D         worker: time to drain on SIGTERM ZMQPIPELINE_GRACE
 //	-log LEVEL       debug, info, warn or error       ZMQPIPELINE_LOG
@@ -134,6 +136,8 @@ const (
 	EnvItemTimeout = "ZMQPIPELINE_ITEM_TIMEOUT"
 	EnvMaxPeers    = "ZMQPIPELINE_MAX_PEERS"
 	EnvMaxInFlight = "ZMQPIPELINE_MAX_IN_FLIGHT"
+	EnvJournal     = "ZMQPIPELINE_JOURNAL"
+	EnvJournalSync = "ZMQPIPELINE_JOURNAL_SYNC"
 	EnvRejoin      = "ZMQPIPELINE_REJOIN"
 	EnvGrace       = "ZMQPIPELINE_GRACE"
 	EnvLog         = "ZMQPIPELINE_LOG"
@@ -199,6 +203,11 @@ type Config struct {
 	ItemTimeout time.Duration
 	// MaxPeers and MaxInFlight set the distributor's engine.WithLimits.
 	MaxPeers, MaxInFlight int
+	// Journal, if set, makes the run durable (engine.WithJournal): a
+	// distributor started again with the same file resumes it.
+	// JournalSync is engine.WithJournalSync.
+	Journal     string
+	JournalSync time.Duration
 	// Rejoin is how long workers and collectors wait for a lost
 	// distributor to come back (engine.WithRejoin; 0: they stop).
 	Rejoin time.Duration
@@ -321,9 +330,10 @@ func ExitCode(err error) int {
 // flags holds the command line before it becomes a Config.
 type flags struct {
 	role, distributor, collector, types, log string
+	journal                                  string
 	workers, quorum, maxPeers, maxInFlight   int
 	heartbeat, liveness, rejoin, grace       time.Duration
-	itemTimeout                              time.Duration
+	itemTimeout, journalSync                 time.Duration
 	keys                                     keyFlags
 }
 
@@ -340,6 +350,8 @@ func (f *flags) register(fs *flag.FlagSet, name string) {
 	fs.DurationVar(&f.itemTimeout, "item-timeout", 0, "distributor: the execution deadline of every task type's attempts, replacing the pipeline's; a worker that holds items and finishes none for it plus -liveness is taken for gone; 0 keeps the pipeline's (env "+EnvItemTimeout+")")
 	fs.IntVar(&f.maxPeers, "max-peers", engine.DefaultMaxPeers, "distributor: most peers at once; more are refused (env "+EnvMaxPeers+")")
 	fs.IntVar(&f.maxInFlight, "max-in-flight", engine.DefaultMaxInFlight, "distributor: most items handed out and not yet acknowledged, across all workers (env "+EnvMaxInFlight+")")
+	fs.StringVar(&f.journal, "journal", "", "distributor: a journal file that makes the run durable: started again with the same file, the distributor resumes the run (env "+EnvJournal+")")
+	fs.DurationVar(&f.journalSync, "journal-sync", engine.DefaultJournalSync, "distributor: how often the journal is synced to disk; 0 syncs before every hand-out (env "+EnvJournalSync+")")
 	fs.DurationVar(&f.rejoin, "rejoin", 0, "worker, collector: how long to wait for a lost distributor to come back; 0 stops at once (env "+EnvRejoin+")")
 	fs.DurationVar(&f.grace, "grace", DefaultGrace, "worker: on SIGINT or SIGTERM, how long to finish the items held before handing back the rest (env "+EnvGrace+")")
 	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
@@ -367,6 +379,8 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		{"item-timeout", EnvItemTimeout, nil, nil, &f.itemTimeout},
 		{"max-peers", EnvMaxPeers, nil, &f.maxPeers, nil},
 		{"max-in-flight", EnvMaxInFlight, nil, &f.maxInFlight, nil},
+		{"journal", EnvJournal, &f.journal, nil, nil},
+		{"journal-sync", EnvJournalSync, nil, nil, &f.journalSync},
 		{"rejoin", EnvRejoin, nil, nil, &f.rejoin},
 		{"grace", EnvGrace, nil, nil, &f.grace},
 		{"log", EnvLog, &f.log, nil, nil},
@@ -414,6 +428,8 @@ func (f *flags) config() (*Config, error) {
 		ItemTimeout: f.itemTimeout,
 		MaxPeers:    f.maxPeers,
 		MaxInFlight: f.maxInFlight,
+		Journal:     f.journal,
+		JournalSync: f.journalSync,
 	}
 	if !slices.Contains(roles, c.Role) {
 		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker or metadata", ErrUsage, f.role)
@@ -424,8 +440,8 @@ func (f *flags) config() (*Config, error) {
 	if c.Quorum < 0 {
 		return nil, fmt.Errorf("%w: -quorum %d: want 0 or more", ErrUsage, c.Quorum)
 	}
-	if c.Rejoin < 0 || c.Grace < 0 || c.ItemTimeout < 0 {
-		return nil, fmt.Errorf("%w: -rejoin %v, -grace %v, -item-timeout %v: want 0 or more", ErrUsage, c.Rejoin, c.Grace, c.ItemTimeout)
+	if c.Rejoin < 0 || c.Grace < 0 || c.ItemTimeout < 0 || c.JournalSync < 0 {
+		return nil, fmt.Errorf("%w: -rejoin %v, -grace %v, -item-timeout %v, -journal-sync %v: want 0 or more", ErrUsage, c.Rejoin, c.Grace, c.ItemTimeout, c.JournalSync)
 	}
 	if c.MaxPeers < 2 || c.MaxInFlight < 1 {
 		return nil, fmt.Errorf("%w: -max-peers %d, -max-in-flight %d: want at least 2 peers (a worker and the collector) and 1 item", ErrUsage, c.MaxPeers, c.MaxInFlight)

@@ -31,6 +31,9 @@ func assemble(cfg *Config, p *Pipeline, common []engine.Option) (*Process, error
 			opts = append(opts, engine.WithQuorum(cfg.Quorum))
 		}
 		opts = append(opts, engine.WithHeartbeat(cfg.Heartbeat, cfg.Liveness), engine.WithLimits(cfg.MaxPeers, cfg.MaxInFlight))
+		if cfg.Journal != "" {
+			opts = append(opts, engine.WithJournal(cfg.Journal), engine.WithJournalSync(cfg.JournalSync))
+		}
 		tasks := p.Tasks
 		if cfg.ItemTimeout > 0 {
 			tasks = slices.Clone(tasks)

@@ -178,6 +178,25 @@ func Open(path string, opts Options, replay func(Record) error) (*Journal, *Torn
 	return j, torn, nil
 }
 
+// Read hands every good record of the journal at path to fn, in order,
+// without changing the file; a journal that does not exist has none. It
+// returns what a torn last record would cost, as Open would cut it.
+func Read(path string, fn func(Record) error) (*Torn, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	_, torn, err := read(f, fn)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return torn, nil
+}
+
 // read hands every good record of f to replay and returns the offset past
 // the last one, and what follows it if that is a torn record: one cut
 // short by the end of the file, a last one whose checksum fails, or zeros
