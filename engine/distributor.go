@@ -295,6 +295,14 @@ func (r *distRun) run(ctx context.Context) error {
 		if err := r.handle(ctx, from, env); err != nil {
 			return err
 		}
+		// A loop that always finds a message waiting still keeps its
+		// timers: heartbeats, liveness, retries.
+		if now := time.Now(); !now.Before(r.nextWake()) {
+			over, err := r.onTimers(ctx, now)
+			if err != nil || over {
+				return err
+			}
+		}
 	}
 }
 
