@@ -15,18 +15,25 @@
 // # Why a log of its own
 //
 // The distributor writes a record per item produced and per item
-// acknowledged, and reads them back only when it starts. That is the
-// shape an append-only log serves best: one write(2) of a batch of records
-// costs about a microsecond here, and durability is one fsync (about
-// 160 µs on this project's machines) covering every record written since
-// the last, run on its own goroutine every sync interval (group commit).
-// A B+tree such as go.etcd.io/bbolt rewrites pages and syncs per
-// transaction, so it would need the same batching in front of it to come
-// near, and gives nothing back here: the journal is never queried, only
-// replayed. An LSM such as github.com/cockroachdb/pebble batches well but
-// brings a large dependency, background compaction and a directory of
-// files for what is a single sequential stream. So the journal is ~300
-// lines of Go over os.File.
+// acknowledged, and reads them back only when it starts: the shape an
+// append-only log serves best. Measured on this project's 2-core machines,
+// writing 100,000 records of 24 bytes in batches of 16 (one batch per
+// write or transaction):
+//
+//	                                     records/s
+//	this log, synced every 50 ms         13,600,000
+//	bbolt, NoSync, synced every 50 ms       382,000
+//	this log, synced after every batch       72,000
+//	bbolt, synced by every transaction       41,000
+//
+// go.etcd.io/bbolt rewrites B+tree pages on every transaction, which the
+// journal never needs: it is replayed, never queried. An LSM such as
+// github.com/cockroachdb/pebble batches well, but brings a large
+// dependency, background compaction and a directory of files for one
+// sequential stream. So the journal is a few hundred lines over os.File:
+// one write(2) per batch of records (about a microsecond), and one fsync
+// (about 160 µs) covering everything written since the last, run on its
+// own goroutine every sync interval (group commit).
 //
 // # Durability
 //
