@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
 )
@@ -135,4 +137,83 @@ func ExampleDistributor_Bound() {
 	// Output:
 	// listening on inproc://example-bound/distributor
 	// distributor: stopped before the run completed (0 items done of 0 produced): context canceled
+}
+
+// A durable run: the distributor records it in a journal, so that one
+// started again on the same file (after a crash, say) resumes it instead
+// of starting over, and one started on the journal of a completed run
+// hands out nothing. A task must give its items again in the same order
+// when asked (as engine.Items does), or implement Resumer.
+func ExampleWithJournal() {
+	dir, err := os.MkdirTemp("", "example-journal")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	journal := filepath.Join(dir, "run.journal")
+	run := func() {
+		ep := engine.InProcess("example-journal")
+		dist, err := engine.NewDistributor(ep, []engine.TaskSpec{{
+			Type: "square", Task: engine.Items(4, func(i int) (any, error) { return i, nil }),
+		}}, engine.WithJournal(journal))
+		if err != nil {
+			panic(err)
+		}
+		worker, err := engine.NewWorker(ep, "square", engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) {
+			return nil, nil
+		}))
+		if err != nil {
+			panic(err)
+		}
+		collector, err := engine.NewCollector(ep, engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }),
+			engine.WithFinished(func(ctx context.Context, s engine.Summary) { fmt.Printf("%d results\n", s.Results) }))
+		if err != nil {
+			panic(err)
+		}
+		if err := engine.RunAll(context.Background(), dist, worker, collector); err != nil {
+			panic(err)
+		}
+		done, _ := dist.Progress()
+		fmt.Printf("this distributor completed %d items\n", done)
+	}
+	run()
+	run() // the journal's run is complete: nothing is handed out again
+	// Output:
+	// 4 results
+	// this distributor completed 4 items
+	// this distributor completed 0 items
+}
+
+// lines is a task that resumes from a cursor instead of producing its
+// first items again: the lines of a file it reads from an offset, say.
+type lines struct {
+	all  []string
+	next int
+}
+
+func (l *lines) Next(ctx context.Context) (engine.Item, error) {
+	if l.next == len(l.all) {
+		return engine.Item{}, engine.ErrNoMoreItems
+	}
+	l.next++
+	return engine.Item{Payload: l.all[l.next-1], Last: l.next == len(l.all)}, nil
+}
+
+// Resume continues after the first produced lines: a distributor resuming
+// a durable run calls it instead of asking for those lines again.
+func (l *lines) Resume(ctx context.Context, produced int) error {
+	l.next = produced
+	return nil
+}
+
+// A task that can seek implements engine.Resumer; the journal then keeps
+// its items' payloads, so those in flight at a crash go out again without
+// asking the task.
+func ExampleResumer() {
+	var _ engine.Resumer = &lines{}
+	t := &lines{all: []string{"a", "b", "c"}}
+	_ = t.Resume(context.Background(), 2) // as a resumed run would
+	item, _ := t.Next(context.Background())
+	fmt.Println(item.Payload, item.Last)
+	// Output: c true
 }
