@@ -198,6 +198,13 @@ func (c *Collector) run(ctx context.Context) error {
 				}
 			}
 		}
+		if sess.doneUpTo > 0 {
+			// Joining a run under way: what the distributor has an ACK
+			// for is never handed to the handler.
+			if err := cr.done.addAllBut(sess.doneUpTo, sess.doneOpen); err != nil {
+				c.log.Warn("too many items complete past the oldest open one to record; late results for them may be handled", "up_to", sess.doneUpTo)
+			}
+		}
 		c.joined.fire()
 		c.log.Info("collector ready", "endpoint", addr, "run", runName(cr.run))
 		cr.auth = authorizerOf(results)

@@ -149,7 +149,8 @@ func (d *Distributor) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("distributor: %w", err)
 	}
-	d.log.Info("run complete", "items", r.nextID, "redelivered", d.meter.redelivered.Load(), "elapsed", time.Since(start))
+	_, produced := d.Progress()
+	d.log.Info("run complete", "items", produced, "redelivered", d.meter.redelivered.Load(), "elapsed", time.Since(start))
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
@@ -249,6 +251,9 @@ func (r *distRun) welcome(ctx context.Context, p *peerState) error {
 	}
 	if p.role == transport.RoleCollector {
 		env.Token = r.tokenKey
+		if err := r.tellDone(ctx, p); err != nil {
+			return err
+		}
 	}
 	p.welcomed = true
 	p.seen = r.tick
@@ -269,6 +274,22 @@ func (r *distRun) welcome(ctx context.Context, p *peerState) error {
 		return r.startEnd(ctx)
 	}
 	return r.dispatchAll(ctx) // hand-out waited for a collector
+}
+
+// tellDone tells a collector, just before its welcome, which items are
+// complete: every id issued but those still open. A collector that joins
+// during a run (a new one, or one of a resumed durable run) then hands its
+// handler no result the distributor already has an ACK for.
+func (r *distRun) tellDone(ctx context.Context, p *peerState) error {
+	if r.nextID == 0 {
+		return nil
+	}
+	open := slices.Sorted(maps.Keys(r.items))
+	payload, err := r.d.s.codec.Marshal(open)
+	if err != nil {
+		return fmt.Errorf("encode the open items for a collector: %w", err)
+	}
+	return r.post(ctx, p, transport.Envelope{Kind: transport.KindDone, ItemID: r.nextID, Payload: payload})
 }
 
 // authorize checks that the sender of env may take role, when the

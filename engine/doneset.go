@@ -57,6 +57,47 @@ func (s *doneSet) add(id uint64) error {
 	return nil
 }
 
+// addAllBut records every id up to high as handled, except those in open
+// (ascending): what the distributor says is complete when a collector
+// joins during a run. It refuses a span past maxDoneSpan, as add does.
+func (s *doneSet) addAllBut(high uint64, open []uint64) error {
+	lo := high + 1 // the lowest id not complete
+	if len(open) > 0 && open[0] <= high {
+		lo = open[0]
+	}
+	if lo > s.base+1 {
+		// Every id below lo is complete: move base up past them.
+		newBase := (lo - 1) / 64 * 64
+		shift := (newBase - s.base) / 64
+		if shift >= uint64(len(s.words)) {
+			s.words = nil
+		} else {
+			s.words = s.words[shift:]
+		}
+		s.base = newBase
+	}
+	if high > s.base && high-s.base-1 >= maxDoneSpan {
+		return errOutOfWindow
+	}
+	next := 0
+	for id := s.base + 1; id <= high; id++ {
+		for next < len(open) && open[next] < id {
+			next++
+		}
+		if next < len(open) && open[next] == id {
+			continue
+		}
+		off := id - s.base - 1
+		w := off / 64
+		if w >= uint64(len(s.words)) {
+			s.words = append(s.words, make([]uint64, w+1-uint64(len(s.words)))...)
+		}
+		s.words[w] |= 1 << (off % 64)
+	}
+	s.compact()
+	return nil
+}
+
 // compact drops the leading words whose ids were all handled.
 func (s *doneSet) compact() {
 	full := 0

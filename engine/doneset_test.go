@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,4 +71,36 @@ func TestDoneSetRefusesIDsFarAhead(t *testing.T) {
 	var s doneSet
 	require.ErrorIs(t, s.add(maxDoneSpan+5), errOutOfWindow)
 	assert.Zero(t, s.bytes(), "a refused id allocates nothing")
+}
+
+func TestDoneSetAddAllBut(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		before     []uint64
+		high       uint64
+		open       []uint64
+		wantBase   uint64
+		wantLenMax int // words
+	}{
+		{"nothing open", nil, 1000, nil, 960, 1},
+		{"a few open", []uint64{3, 500}, 1000, []uint64{7, 130, 999}, 0, 16},
+		{"open far below", nil, 200, []uint64{70}, 64, 3},
+		{"open above high", nil, 100, []uint64{150}, 64, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s doneSet
+			for _, id := range tc.before {
+				require.NoError(t, s.add(id))
+			}
+			require.NoError(t, s.addAllBut(tc.high, tc.open))
+			for id := uint64(1); id <= tc.high+70; id++ {
+				want := id <= tc.high && !slices.Contains(tc.open, id) || slices.Contains(tc.before, id)
+				require.Equal(t, want, s.has(id), "id %d", id)
+			}
+			assert.Equal(t, tc.wantBase, s.base)
+			assert.LessOrEqual(t, len(s.words), tc.wantLenMax)
+		})
+	}
+	var s doneSet
+	assert.ErrorIs(t, s.addAllBut(maxDoneSpan+10, []uint64{1}), errOutOfWindow)
 }

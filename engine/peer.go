@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,10 @@ type session struct {
 	timeout  time.Duration
 	deadline time.Duration   // a worker's execution deadline; 0 for none
 	tokenKey transport.Token // the collector's: checks assignment tokens
+	// done is what the distributor said was complete before a collector's
+	// welcome (KindDone): every id up to doneUpTo but those in doneOpen.
+	doneUpTo uint64
+	doneOpen []uint64
 
 	// Liveness counts keepAlive's ticks. The distributor is silent if,
 	// while the reader waits in Recv, nothing came for the timeout: time
@@ -92,12 +97,20 @@ func (s *session) join(ctx context.Context) (Metadata, error) {
 var errOccupied = errors.New("engine: a collector is already connected")
 
 func (s *session) awaitWelcome(ctx context.Context) (Metadata, error) {
+	s.doneUpTo, s.doneOpen = 0, nil
 	for {
 		env, err := s.conn.Recv(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("wait for the distributor's welcome: %w", err)
 		}
 		switch env.Kind {
+		case transport.KindDone:
+			var open []uint64
+			if err := s.codec.Unmarshal(env.Payload, &open); err != nil || !slices.IsSorted(open) {
+				s.meter.ignore(s.log, IgnoredMalformed, "malformed list of open items from the distributor; dropped", "err", err)
+				continue
+			}
+			s.doneUpTo, s.doneOpen = env.ItemID, open
 		case transport.KindWelcome:
 			md, err := decodeMetadata(s.codec, env.Payload)
 			if err != nil {

@@ -66,14 +66,20 @@ const (
 	// RejectGone) a message came from a peer the distributor does not
 	// know. Count is a RejectCode, Payload the reason.
 	KindReject Kind = 12
+	// KindDone: distributor -> collector, just before its welcome; every
+	// item id up to ItemID is complete, but those in Payload (the codec's
+	// array of ids). A collector started during a run so handles no item
+	// the distributor already has an ACK for.
+	KindDone Kind = 13
 
-	maxKind = KindReject
+	maxKind = KindDone
 )
 
 var kindNames = [...]string{
 	KindHello: "hello", KindWelcome: "welcome", KindReady: "ready", KindWork: "work",
 	KindResult: "result", KindFailure: "failure", KindAck: "ack", KindMetadata: "metadata",
 	KindHeartbeat: "heartbeat", KindEnd: "end", KindBye: "bye", KindReject: "reject",
+	KindDone: "done",
 }
 
 // String returns the kind's name.

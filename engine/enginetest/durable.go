@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/engine/journal"
+	"github.com/zmqpipeline/zmqpipeline/transport"
 )
 
 // ordered is a collector's handler that keeps what it handled, in order:
@@ -169,4 +171,138 @@ func testResumingANonDeterministicTaskFails(t *testing.T, s Suite) {
 	for range 2 {
 		<-peers
 	}
+}
+
+// testCollectorRestartedWithTheDistributor kills a durable distributor
+// and its collector together and starts both again: the new collector is
+// handed no item the journal has an ACK for, the run completes, and every
+// item is handled by one collector or the other.
+func testCollectorRestartedWithTheDistributor(t *testing.T, s Suite) {
+	const items = 300
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "run.journal")
+	specs := func() []engine.TaskSpec { return []engine.TaskSpec{{Type: "calc", Task: intItems(items)}} }
+	dT, cT := wrap(t, ep.Distributor), wrap(t, ep.Collector)
+	d := newDistributor(t, ep, specs(), quickLiveness, engine.WithTransport(dT), engine.WithJournal(path))
+	old := &ordered{}
+	c, err := engine.NewCollector(ep, old, engine.WithTransport(cT), engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	w := newWorker(t, ep, "calc", slowly, engine.WithRejoin(20*time.Second))
+	wErr := runRest(ctx, w)
+	oldErrs := runRest(ctx, d, c)
+	eventually(t, "100 results", func() bool { return old.count() >= 100 })
+	dT.Cut()
+	cT.Cut()
+	for range 2 {
+		<-oldErrs
+	}
+	acked := map[int64]bool{}
+	_, err = journal.Read(path, func(rec journal.Record) error {
+		if rec.Kind == journal.KindAcked {
+			acked[int64(rec.Item)-1] = true // intItems: item id i+1 carries i
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, acked)
+	fresh := &ordered{}
+	c2, err := engine.NewCollector(ep, fresh, engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	d2 := newDistributor(t, ep, specs(), quickLiveness, engine.WithJournal(path))
+	requireAllNil(t, runRest(ctx, d2, c2), 2)
+	require.NoError(t, <-wErr)
+	both := map[int64]int{}
+	for _, col := range []*ordered{old, fresh} {
+		col.mu.Lock()
+		for _, h := range col.handled {
+			both[h.value]++
+		}
+		col.mu.Unlock()
+	}
+	fresh.mu.Lock()
+	defer fresh.mu.Unlock()
+	for _, h := range fresh.handled {
+		assert.False(t, acked[h.value], "item %d was acknowledged before the restart, and handed to the new collector", h.value)
+	}
+	for v := range int64(items) {
+		require.Positive(t, both[v], "item %d was never handled", v)
+	}
+}
+
+// testNewCollectorSkipsCompleteItems: a collector that joins a run under
+// way hands its handler no result for an item the distributor already has
+// an ACK for, such as a result a worker sends again late.
+func testNewCollectorSkipsCompleteItems(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	// The default liveness: this test's worker sends no heartbeats.
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(3)}}, engine.WithEndGrace(100*time.Millisecond))
+	cT := wrap(t, ep.Collector)
+	first := &ordered{}
+	c1, err := engine.NewCollector(ep, first, engine.WithTransport(cT), engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	dErr := runRest(ctx, d)
+	c1Err := runRest(ctx, c1)
+	<-c1.Joined()
+	// A worker of its own, whose first result it can send again.
+	toDist, err := transport.Dial(ctx, ep.Distributor)
+	require.NoError(t, err)
+	defer func() { _ = toDist.Close() }()
+	toColl, err := transport.Dial(ctx, ep.Collector)
+	require.NoError(t, err)
+	defer func() { _ = toColl.Close() }()
+	require.NoError(t, toDist.Send(ctx, transport.Envelope{Kind: transport.KindHello, Role: transport.RoleWorker, TaskType: "calc", Count: 1}))
+	var run uint64
+	next := func(kind transport.Kind) transport.Envelope {
+		for {
+			env, err := toDist.Recv(ctx)
+			require.NoError(t, err)
+			if env.Kind == kind {
+				return env
+			}
+		}
+	}
+	run = next(transport.KindWelcome).Run
+	require.NoError(t, toDist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Run: run, Count: 1}))
+	result := func(work transport.Envelope) transport.Envelope {
+		return transport.Envelope{Kind: transport.KindResult, Run: run, TaskType: work.TaskType, ItemID: work.ItemID,
+			Attempt: work.Attempt, Count: work.Count, Token: work.Token, Payload: work.Payload}
+	}
+	w1 := next(transport.KindWork)
+	require.NoError(t, toColl.Send(ctx, result(w1)))
+	w2 := next(transport.KindWork) // its credit came back: item 1 is complete
+	eventually(t, "the first collector handled item 1", func() bool { return first.count() == 1 })
+	cT.Cut() // the collector dies
+	require.Error(t, <-c1Err)
+	second := &ordered{}
+	c2, err := engine.NewCollector(ep, second, engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	c2Err := runRest(ctx, c2)
+	<-c2.Joined()
+	require.NoError(t, toColl.Send(ctx, result(w1))) // late, again
+	require.NoError(t, toColl.Send(ctx, result(w2)))
+	// Then it answers whatever it is handed until the run ends.
+	answering, stop := context.WithCancel(ctx)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		for {
+			env, err := toDist.Recv(answering)
+			if err != nil {
+				return
+			}
+			if env.Kind == transport.KindWork {
+				_ = toColl.Send(answering, result(env))
+			}
+		}
+	}()
+	requireAllNil(t, dErr, 1)
+	stop()
+	<-answered
+	requireAllNil(t, c2Err, 1)
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	assert.Equal(t, []handledItem{{"calc", 1}, {"calc", 2}}, second.handled, "the new collector handled items 2 and 3 only")
+	assert.Positive(t, c2.Stats().Duplicates, "the late result was acknowledged as a duplicate")
 }

@@ -63,6 +63,8 @@ func Run(t *testing.T, s Suite) {
 		{"CreditIsEarned", testCreditIsEarned},
 		{"HandshakeFloodIsCapped", testHandshakeFloodIsCapped},
 		{"DurableRunResumes", testDurableRunResumes},
+		{"CollectorRestartedWithTheDistributor", testCollectorRestartedWithTheDistributor},
+		{"NewCollectorSkipsCompleteItems", testNewCollectorSkipsCompleteItems},
 		{"JournalOfAnotherPipelineIsRefused", testJournalOfAnotherPipelineIsRefused},
 		{"ResumingANonDeterministicTaskFails", testResumingANonDeterministicTaskFails},
 		{"TooManyPeersAreRefused", testTooManyPeersAreRefused},
