@@ -306,3 +306,62 @@ func testNewCollectorSkipsCompleteItems(t *testing.T, s Suite) {
 	assert.Equal(t, []handledItem{{"calc", 1}, {"calc", 2}}, second.handled, "the new collector handled items 2 and 3 only")
 	assert.Positive(t, c2.Stats().Duplicates, "the late result was acknowledged as a duplicate")
 }
+
+// cursorTask is a Resumer: it counts from a cursor, and a resumed run
+// moves the cursor instead of asking for the first items again.
+type cursorTask struct {
+	n, next  int
+	resumed  int // the produced count Resume was given; -1 if never
+	nextCall int // Next calls, to check none repeat a journaled item
+}
+
+func (c *cursorTask) Next(ctx context.Context) (engine.Item, error) {
+	c.nextCall++
+	if c.next == c.n {
+		return engine.Item{}, engine.ErrNoMoreItems
+	}
+	c.next++
+	return engine.Item{Payload: c.next - 1, Last: c.next == c.n}, nil
+}
+
+func (c *cursorTask) Resume(ctx context.Context, produced int) error {
+	c.resumed, c.next = produced, produced
+	return nil
+}
+
+// testResumerContinuesFromItsCursor: a task that implements Resumer is not
+// asked for its journaled items again; it is told how far it got, the
+// items in flight at the crash go out again from the journal's copies,
+// and every item is handled once.
+func testResumerContinuesFromItsCursor(t *testing.T, s Suite) {
+	const items = 200
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "run.journal")
+	col := &ordered{}
+	c, err := engine.NewCollector(ep, col, engine.WithRejoin(20*time.Second), engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	peers := runRest(ctx, c, newWorker(t, ep, "calc", slowly, engine.WithRejoin(20*time.Second)))
+	dT := wrap(t, ep.Distributor)
+	first := &cursorTask{n: items, resumed: -1}
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: first}}, quickLiveness, engine.WithTransport(dT), engine.WithJournal(path))
+	dErr := runRest(ctx, d)
+	eventually(t, "60 results", func() bool { return col.count() >= 60 })
+	dT.Cut()
+	require.Error(t, <-dErr)
+	again := &cursorTask{n: items, resumed: -1}
+	d2 := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: again}}, quickLiveness, engine.WithJournal(path))
+	require.NoError(t, <-runRest(ctx, d2))
+	requireAllNil(t, peers, 2)
+	assert.GreaterOrEqual(t, again.resumed, 60, "Resume was told how far the task got")
+	assert.Equal(t, items-again.resumed, again.nextCall, "Next was asked only for the items after the cursor")
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	seen := map[int64]int{}
+	for _, h := range col.handled {
+		seen[h.value]++
+	}
+	for v := range int64(items) {
+		require.Equal(t, 1, seen[v], "item %d", v)
+	}
+}

@@ -65,6 +65,7 @@ func Run(t *testing.T, s Suite) {
 		{"DurableRunResumes", testDurableRunResumes},
 		{"CollectorRestartedWithTheDistributor", testCollectorRestartedWithTheDistributor},
 		{"NewCollectorSkipsCompleteItems", testNewCollectorSkipsCompleteItems},
+		{"ResumerContinuesFromItsCursor", testResumerContinuesFromItsCursor},
 		{"JournalOfAnotherPipelineIsRefused", testJournalOfAnotherPipelineIsRefused},
 		{"ResumingANonDeterministicTaskFails", testResumingANonDeterministicTaskFails},
 		{"TooManyPeersAreRefused", testTooManyPeersAreRefused},
