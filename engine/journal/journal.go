@@ -57,6 +57,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -114,6 +115,10 @@ type Record struct {
 // a record whose contents do not parse although its checksum holds.
 var ErrCorrupt = errors.New("journal: corrupt")
 
+// ErrInUse is returned by Open for a journal another process (or another
+// Journal in this one) has open.
+var ErrInUse = errors.New("journal: in use by another distributor")
+
 // maxRecord bounds one record, so a damaged length cannot make Open
 // allocate without limit.
 const maxRecord = 1 << 30
@@ -160,6 +165,15 @@ func Open(path string, opts Options, replay func(Record) error) (*Journal, *Torn
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
+	}
+	// One writer: two distributors appending to one journal would
+	// interleave their runs.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("%w: %s", ErrInUse, path)
+		}
+		return nil, nil, fmt.Errorf("journal %s: lock: %w", path, err)
 	}
 	good, torn, err := read(f, replay)
 	if err != nil {

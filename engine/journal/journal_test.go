@@ -178,3 +178,15 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestOneWriterAtATime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, _, err := journal.Open(path, journal.Options{}, func(journal.Record) error { return nil })
+	require.NoError(t, err)
+	_, _, err = journal.Open(path, journal.Options{}, func(journal.Record) error { return nil })
+	assert.ErrorIs(t, err, journal.ErrInUse)
+	require.NoError(t, j.Close())
+	j, _, err = journal.Open(path, journal.Options{}, func(journal.Record) error { return nil })
+	require.NoError(t, err, "free again once closed")
+	require.NoError(t, j.Close())
+}
