@@ -81,7 +81,7 @@ func (o *ordered) requireEachOnce(t *testing.T, first string, nFirst int, second
 // last ACK, and the run completes.
 func testDurableRunResumes(t *testing.T, s Suite) {
 	const perType = 150
-	for _, crashes := range [][]int{{20}, {10, 140, 200, 270}} {
+	for _, crashes := range [][]int{{20}, {10, 140, 190, 230}} {
 		t.Run(fmt.Sprintf("killed after %v results", crashes), func(t *testing.T) {
 			ep := s.NewEndpoints(t)
 			ctx := testCtx(t)

@@ -58,8 +58,9 @@ func TestKillTheDistributorOfADurableRun(t *testing.T) {
 	var resumeTimes []time.Duration
 	d := distributor(0)
 	for k := 1; k <= kills; k++ {
-		// Spread over the run: a kill every 2000/21 items executed.
-		want := k * 2 * perType / (kills + 1)
+		// Spread over the run, a kill every 2000/22 items executed, so
+		// that the last leaves the run enough to do.
+		want := k * 2 * perType / (kills + 2)
 		deadline := time.Now().Add(clitest.Deadline)
 		for progress() < want {
 			require.True(t, time.Now().Before(deadline), "%d items executed before kill %d, after %v:\n%s", progress(), k, clitest.Deadline, d.Output())
