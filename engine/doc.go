@@ -92,6 +92,17 @@
 // up by a slow task does not take its peers for gone for its own silence;
 // a peer measures its distributor's silence only while it waits for it.
 //
+// # Durable runs
+//
+// With WithJournal the distributor records the run in a journal (package
+// journal): each item before it goes out, each ACK as it arrives. A
+// distributor started again on the same file resumes the run, with the
+// same run id: it asks the tasks again for their journaled items (or
+// calls Resume on a Resumer), replays the ACKs, and hands out again what
+// was not acknowledged; peers with WithRejoin join it, and a collector is
+// told which items are complete, so it handles none of them again. See
+// WithJournal for what survives a crash and a power loss.
+//
 // # Hostile peers
 //
 // Without keys every peer that reaches an endpoint is trusted with the
