@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -138,6 +139,10 @@ func (d *Distributor) Run(ctx context.Context) error {
 		"wait_metadata", d.s.waitMetadata, "heartbeat", d.s.heartbeat, "liveness_timeout", d.s.liveness)
 	err = r.run(ctx)
 	r.alarm.stop()
+	if errors.Is(err, errResumedComplete) {
+		d.log.Info("the journal's run is complete; nothing to hand out", "journal", dur.path, "run", runName(r.runID))
+		return r.closeJournal(true)
+	}
 	if jerr := r.closeJournal(err == nil); err == nil && jerr != nil {
 		err = jerr
 	}

@@ -277,6 +277,9 @@ func (r *distRun) checkComplete(ctx context.Context, ts *taskState) error {
 		}
 	}
 	if r.tracker.AllComplete() {
+		if err := r.journalComplete(); err != nil {
+			return err
+		}
 		return r.startEnd(ctx)
 	}
 	return nil

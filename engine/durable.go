@@ -35,6 +35,10 @@ type Resumer interface {
 	Resume(ctx context.Context, produced int) error
 }
 
+// errResumedComplete ends a resumed run whose journal holds an ACK for
+// every item: Run returns nil.
+var errResumedComplete = errors.New("engine: the journal's run is complete")
+
 // reserveBlock is how many item ids a durable run reserves at once: the
 // reservation is synced before any id in it is used, so that ids handed
 // out but not yet synced are never given to other items after a power
@@ -151,6 +155,14 @@ func (r *distRun) openJournal(ctx context.Context) error {
 	}
 	if dur.resumed == 0 {
 		return nil
+	}
+	if r.tracker.AllComplete() {
+		// Every item was acknowledged, but the record of the end was
+		// lost (torn by a power loss): the run is complete.
+		if err := r.journalComplete(); err != nil {
+			return err
+		}
+		return errResumedComplete
 	}
 	for _, ts := range r.order {
 		if res, ok := ts.spec.Task.(Resumer); ok {
@@ -273,13 +285,33 @@ func (r *distRun) writeJournal() error {
 	return nil
 }
 
-// closeJournal records the end of a completed run, and closes the journal.
+// journalComplete records, synced, that every item of the run is
+// complete: from then on a distributor started on the journal has nothing
+// to do, even if this one dies before the peers confirm the end.
+func (r *distRun) journalComplete() error {
+	dur := r.dur
+	if dur == nil || dur.j == nil || dur.replaying || dur.complete {
+		return nil
+	}
+	dur.complete = true
+	dur.j.Append(journal.Record{Kind: journal.KindComplete})
+	if err := dur.j.Sync(); err != nil {
+		return fmt.Errorf("distributor: %w", err)
+	}
+	return nil
+}
+
+// closeJournal records the end of a completed run, if it was not
+// recorded yet, and closes the journal.
 func (r *distRun) closeJournal(complete bool) error {
 	if r.dur == nil || r.dur.j == nil {
 		return nil
 	}
 	if complete {
-		r.dur.j.Append(journal.Record{Kind: journal.KindComplete})
+		if err := r.journalComplete(); err != nil {
+			_ = r.dur.j.Close()
+			return err
+		}
 	}
 	return r.dur.j.Close()
 }

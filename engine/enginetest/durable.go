@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -364,4 +365,34 @@ func testResumerContinuesFromItsCursor(t *testing.T, s Suite) {
 	for v := range int64(items) {
 		require.Equal(t, 1, seen[v], "item %d", v)
 	}
+}
+
+// testJournalWithEveryACKButNotItsEnd: a journal that holds an ACK for
+// every item but lost the record of the end (a power loss tore it) is of a
+// complete run: the distributor says so and returns, instead of waiting
+// for peers that are long gone.
+func testJournalWithEveryACKButNotItsEnd(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "run.journal")
+	rec := newRecorder()
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}}, engine.WithJournal(path))
+	require.NoError(t, engine.RunAll(ctx, d, newWorker(t, ep, "calc", echo), rec.collector(t, ep)))
+	// Cut the last record, the end, as a torn write would.
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var ends int
+	_, err = journal.Read(path, func(r journal.Record) error {
+		if r.Kind == journal.KindComplete {
+			ends++
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, ends)
+	require.NoError(t, os.WriteFile(path, data[:len(data)-3], 0o600))
+	again := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(20)}}, engine.WithJournal(path))
+	require.NoError(t, again.Run(ctx), "no peer comes: it must not wait for one")
+	done, _ := again.Progress()
+	assert.Equal(t, int64(20), done, "every item was complete in the journal")
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, s Suite) {
 		{"CollectorRestartedWithTheDistributor", testCollectorRestartedWithTheDistributor},
 		{"NewCollectorSkipsCompleteItems", testNewCollectorSkipsCompleteItems},
 		{"ResumerContinuesFromItsCursor", testResumerContinuesFromItsCursor},
+		{"JournalWithEveryACKButNotItsEnd", testJournalWithEveryACKButNotItsEnd},
 		{"JournalOfAnotherPipelineIsRefused", testJournalOfAnotherPipelineIsRefused},
 		{"ResumingANonDeterministicTaskFails", testResumingANonDeterministicTaskFails},
 		{"TooManyPeersAreRefused", testTooManyPeersAreRefused},
