@@ -180,12 +180,10 @@ type distRun struct {
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
 	departed map[transport.PeerID]uint64 // workers that said goodbye, and the tick they did
-	// toldGone holds the strangers told to say hello again in this tick:
-	// each hears it once per tick, however much it sends.
-	toldGone map[transport.PeerID]struct{}
-	// handshakes counts each sender's hellos, goodbyes and metadata in
-	// this tick.
-	handshakes map[transport.PeerID]handshakes
+	// thisTick is what each sender got answered in this heartbeat
+	// interval: its hellos, goodbyes and metadata, and whether it was told
+	// to say hello again. Cleared every tick.
+	thisTick map[transport.PeerID]answered
 
 	ready     int              // workers that announced capacity, for the quorum
 	granted   int              // credit given to workers, in all (WithLimits)
@@ -223,8 +221,7 @@ func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, e
 		items:        make(map[uint64]*flight),
 		backlog:      make(map[*peerState]struct{}),
 		departed:     make(map[transport.PeerID]uint64),
-		toldGone:     make(map[transport.PeerID]struct{}),
-		handshakes:   make(map[transport.PeerID]handshakes),
+		thisTick:     make(map[transport.PeerID]answered),
 		bye:          make(map[transport.PeerID]bool),
 		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
 		dur:          dur,
@@ -340,8 +337,7 @@ func (r *distRun) nextWake() time.Time {
 func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err error) {
 	if !now.Before(r.nextTick) {
 		r.tick++
-		clear(r.toldGone)
-		clear(r.handshakes)
+		clear(r.thisTick)
 		r.nextTick = now.Add(r.d.s.heartbeat)
 		if err := r.heartbeat(ctx); err != nil {
 			return false, err

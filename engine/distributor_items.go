@@ -148,19 +148,23 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task %q: encode item payload with %s: %w", ts.spec.Type, r.d.s.codec.Name(), err)
 	}
-	r.nextID++
-	r.d.produced.Add(1)
-	f := &flight{id: r.nextID, ts: ts, attempt: 1, payload: payload}
-	r.items[f.id] = f
-	ts.inflight++
-	ts.produced++
-	if item.Last {
-		ts.exhausted = true
-	}
+	f := r.track(ts, r.nextID+1, payload, item.Last)
 	if err := r.journalProduced(f); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// track records a new item of ts, in flight from now on.
+func (r *distRun) track(ts *taskState, id uint64, payload []byte, last bool) *flight {
+	r.nextID = max(r.nextID, id)
+	r.d.produced.Add(1)
+	f := &flight{id: id, ts: ts, attempt: 1, payload: payload}
+	r.items[id] = f
+	ts.inflight++
+	ts.produced++
+	ts.exhausted = ts.exhausted || last
+	return f
 }
 
 // requeue puts an item back to be handed out again, as its next attempt.

@@ -65,7 +65,7 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		// Each is answered, and a hello can cost a welcome: a peer that
 		// sends them in a loop gets a few handled per tick, not an
 		// answer (and a log line) per message.
-		n := r.handshakes[from]
+		n := r.thisTick[from]
 		if env.Kind == transport.KindHello && n.hello || n.others >= maxHandshakesPerTick {
 			r.d.meter.ignore(r.d.log, IgnoredFlood, "too many handshakes from one peer in a heartbeat interval; dropped", "kind", env.Kind, "peer", from)
 			return nil
@@ -75,7 +75,7 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		} else {
 			n.others++
 		}
-		r.handshakes[from] = n
+		r.thisTick[from] = n
 	}
 	switch env.Kind {
 	case transport.KindHello:
@@ -89,8 +89,9 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		// Not a peer of this run: declared gone, or it never said hello.
 		// Tell it to start over; it drops what it holds for the run.
 		r.d.meter.ignore(r.d.log, IgnoredNotInRun, "message from a peer that is not in the run; told to say hello again", "kind", env.Kind, "peer", from)
-		if _, told := r.toldGone[from]; !told {
-			r.toldGone[from] = struct{}{}
+		if n := r.thisTick[from]; !n.toldGone {
+			n.toldGone = true
+			r.thisTick[from] = n
 			r.tell(from, transport.Envelope{Kind: transport.KindReject, Count: uint32(transport.RejectGone), Payload: []byte("not a peer of this run: say hello again")})
 		}
 		return nil
@@ -395,13 +396,15 @@ func (r *distRun) onReady(ctx context.Context, p *peerState, env transport.Envel
 	return r.dispatch(ctx, ts)
 }
 
-// handshakes counts what one peer sent in a heartbeat interval: the
+// answered is what one peer got answered in a heartbeat interval: the
 // distributor handles one hello and maxHandshakesPerTick goodbyes and
-// metadata. An honest peer says hello at most once a second (helloRetry),
-// and goodbye once or twice.
-type handshakes struct {
-	hello  bool
-	others int
+// metadata (an honest peer says hello at most once a second, helloRetry,
+// and goodbye once or twice), and tells a stranger once to say hello
+// again.
+type answered struct {
+	hello    bool
+	others   int
+	toldGone bool
 }
 
 const maxHandshakesPerTick = 3

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"time"
 
@@ -172,13 +173,7 @@ func (r *distRun) openJournal(ctx context.Context) error {
 		}
 	}
 	// What was in flight at the crash goes out again, attempt raised.
-	open := slices.Sorted(func(yield func(uint64) bool) {
-		for id := range r.items {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	open := slices.Sorted(maps.Keys(r.items))
 	for _, id := range open {
 		r.requeue(r.items[id])
 	}
@@ -202,12 +197,7 @@ func (r *distRun) replay(ctx context.Context, rec journal.Record) error {
 		}
 		ts := r.order[rec.Type]
 		if _, ok := ts.spec.Task.(Resumer); ok {
-			r.items[rec.Item] = &flight{id: rec.Item, ts: ts, attempt: 1, payload: rec.Data}
-			r.d.produced.Add(1)
-			ts.inflight++
-			ts.produced++
-			ts.exhausted = ts.exhausted || rec.Flag
-			r.nextID = max(r.nextID, rec.Item)
+			r.track(ts, rec.Item, rec.Data, rec.Flag)
 		} else {
 			r.nextID = rec.Item - 1
 			f, err := r.produce(ctx, ts)

@@ -314,25 +314,30 @@ func (j *Journal) Write() error {
 	if j.interval == 0 {
 		return j.Sync()
 	}
-	if len(j.buf) > 0 {
-		if _, err := j.f.Write(j.buf); err != nil {
-			return fmt.Errorf("journal %s: %w", j.path, err)
-		}
-		j.buf = j.buf[:0]
-		j.dirty.Store(true)
+	if err := j.writeBuffered(); err != nil {
+		return err
 	}
 	return j.lastSyncErr()
+}
+
+// writeBuffered writes the appended records to the file.
+func (j *Journal) writeBuffered() error {
+	if len(j.buf) == 0 {
+		return nil
+	}
+	if _, err := j.f.Write(j.buf); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.buf = j.buf[:0]
+	j.dirty.Store(true)
+	return nil
 }
 
 // Sync writes the appended records and syncs everything written: from
 // then on it survives a power loss.
 func (j *Journal) Sync() error {
-	if len(j.buf) > 0 {
-		if _, err := j.f.Write(j.buf); err != nil {
-			return fmt.Errorf("journal %s: %w", j.path, err)
-		}
-		j.buf = j.buf[:0]
-		j.dirty.Store(true)
+	if err := j.writeBuffered(); err != nil {
+		return err
 	}
 	return j.sync()
 }

@@ -42,16 +42,16 @@ func TestOneItemRunsEndCleanly(t *testing.T) {
 					// Ports the system picks: the distributor, then the
 					// collector, say where they listen.
 					r.dist, r.coll = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
-					d = clitest.Start(t, "distributor", command(bin, args("distributor")))
+					d = clitest.Start(t, "distributor", exec.Command(bin, args("distributor")...))
 					r.dist = d.Listening(t, "distributor")
-					c = clitest.Start(t, "collector", command(bin, args("collector")))
+					c = clitest.Start(t, "collector", exec.Command(bin, args("collector")...))
 					r.coll = c.Listening(t, "collector")
-					w = clitest.Start(t, "worker", command(bin, args("worker")))
+					w = clitest.Start(t, "worker", exec.Command(bin, args("worker")...))
 				} else {
 					// All three at once, in the order that loses most often.
-					c = clitest.Start(t, "collector", command(bin, args("collector")))
-					w = clitest.Start(t, "worker", command(bin, args("worker")))
-					d = clitest.Start(t, "distributor", command(bin, args("distributor")))
+					c = clitest.Start(t, "collector", exec.Command(bin, args("collector")...))
+					w = clitest.Start(t, "worker", exec.Command(bin, args("worker")...))
+					d = clitest.Start(t, "distributor", exec.Command(bin, args("distributor")...))
 				}
 				exitsOK(t, d, c, w)
 				exited := time.Now()
@@ -78,5 +78,3 @@ func TestOneItemRunsEndCleanly(t *testing.T) {
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
 }
-
-func command(bin string, args []string) *exec.Cmd { return exec.Command(bin, args...) }
