@@ -245,7 +245,8 @@ type collectorRun struct {
 	run    uint64
 	done   doneSet
 	signer *tokenSigner
-	auth   auth.Authorizer // nil when the listener trusts every peer
+	auth   auth.Authorizer  // nil when the listener trusts every peer
+	acks   []transport.Item // scratch: the ACKs of one result message
 }
 
 // errEnded: the distributor ended the run, complete.
@@ -309,97 +310,111 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 			}
 			return err
 		}
-		if env.Kind != transport.KindResult && env.Kind != transport.KindFailure {
+		if env.Kind != transport.KindResult {
 			c.meter.ignore(c.log, IgnoredUnexpected, "unexpected message from a worker; dropped", "kind", env.Kind)
 			continue
 		}
 		if cr.auth != nil {
 			if err := cr.auth.Authorize(env.Principal, transport.RoleWorker, env.TaskType); err != nil {
-				c.meter.ignore(c.log, IgnoredForbidden, "result from a key that is not a worker of its task type; dropped", "task_type", env.TaskType, "item", env.ItemID, "err", err)
+				c.meter.ignore(c.log, IgnoredForbidden, "results from a key that is not a worker of their task type; dropped", "task_type", env.TaskType, "items", len(env.Items), "err", err)
 				continue
 			}
 		}
 		if env.Run != cr.run {
-			c.meter.ignore(c.log, IgnoredOtherRun, "result of another run; dropped", "run", runName(env.Run), "item", env.ItemID)
+			c.meter.ignore(c.log, IgnoredOtherRun, "results of another run; dropped", "run", runName(env.Run), "items", len(env.Items))
 			continue
 		}
-		if !cr.signer.verify(&env) {
-			c.meter.ignore(c.log, IgnoredBadToken, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
+		acks := c.collectAll(ctx, env, cr, debug)
+		if len(acks) == 0 {
 			continue
 		}
-		if env.ItemID == 0 || !cr.done.fits(env.ItemID) {
-			c.meter.ignore(c.log, IgnoredUnknownItem, "result for an item id out of range; dropped", "item", env.ItemID)
-			continue
-		}
-		ack := c.collect(ctx, env, &cr.done)
-		if debug {
-			c.log.Debug("item collected", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt, "flags", ack.Flags)
-		}
-		if err := sess.send(ctx, ack); err != nil {
+		if err := sess.send(ctx, transport.Envelope{Kind: transport.KindAck, Items: acks}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("acknowledge item %d: %w", env.ItemID, err)
+			return fmt.Errorf("acknowledge %d items: %w", len(acks), err)
 		}
 	}
 }
 
+// collectAll handles the items of one result message and returns their
+// ACKs, in order. Items without the token of their hand-out, or with an
+// id out of range, are dropped and counted.
+func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *collectorRun, debug bool) []transport.Item {
+	acks := cr.acks[:0]
+	results := make([]Result, len(env.Items)) // one allocation for the batch
+	for i := range env.Items {
+		it := &env.Items[i]
+		if !cr.signer.verify(env.TaskType, it) {
+			c.meter.ignore(c.log, IgnoredBadToken, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", it.ID, "attempt", it.Attempt)
+			continue
+		}
+		if it.ID == 0 || !cr.done.fits(it.ID) {
+			c.meter.ignore(c.log, IgnoredUnknownItem, "result for an item id out of range; dropped", "item", it.ID)
+			continue
+		}
+		res := &results[i]
+		*res = Result{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: c.s.codec}
+		ack := c.collect(ctx, res, it, env.Count, &cr.done)
+		if debug {
+			c.log.Debug("item collected", "task_type", env.TaskType, "item", it.ID, "attempt", it.Attempt, "flags", ack.Flags)
+		}
+		acks = append(acks, ack)
+	}
+	cr.acks = acks
+	c.count(env.TaskType, acks)
+	return acks
+}
+
 // collect handles one attempt's result or failure, at most once per item,
-// and returns the ACK for the distributor. A result of an item it handled
+// and returns its ACK for the distributor. A result of an item it handled
 // before is acknowledged as a duplicate and not handled again; a failure
 // with attempts left is acknowledged for the distributor to try again, and
-// not handled either.
-func (c *Collector) collect(ctx context.Context, env transport.Envelope, done *doneSet) transport.Envelope {
-	ack := transport.Envelope{Kind: transport.KindAck, TaskType: env.TaskType, ItemID: env.ItemID, Attempt: env.Attempt}
-	if done.has(env.ItemID) {
-		c.meter.duplicates.Add(1)
-		c.mu.Lock()
-		c.summary.Duplicates++
-		c.mu.Unlock()
+// not handled either. limit is the item's attempt limit.
+func (c *Collector) collect(ctx context.Context, res *Result, it *transport.Item, limit uint32, done *doneSet) transport.Item {
+	ack := transport.Item{ID: it.ID, Attempt: it.Attempt}
+	if done.has(it.ID) {
 		ack.Flags = transport.FlagDuplicate
 		return ack
 	}
-	if env.Kind == transport.KindFailure {
-		return c.fail(ctx, env, string(env.Payload), env.Flags&transport.FlagPermanent != 0, done)
+	if it.Flags&transport.FlagFailed != 0 {
+		return c.fail(ctx, res, string(it.Payload), it.Flags&transport.FlagPermanent != 0 || it.Attempt >= limit, done)
 	}
-	res := &Result{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: c.s.codec}
 	var data any
 	err := protect(func() (err error) { data, err = c.handler.HandleResult(ctx, res); return err })
 	if err != nil {
-		return c.fail(ctx, env, "result handler: "+err.Error(), errors.Is(err, ErrPermanent), done)
+		return c.fail(ctx, res, "result handler: "+err.Error(), errors.Is(err, ErrPermanent) || it.Attempt >= limit, done)
 	}
 	if data != nil {
 		b, err := c.s.codec.Marshal(data)
 		if err != nil {
-			return c.fail(ctx, env, fmt.Sprintf("encode ack data with %s: %v", c.s.codec.Name(), err), true, done)
+			return c.fail(ctx, res, fmt.Sprintf("encode ack data with %s: %v", c.s.codec.Name(), err), true, done)
 		}
 		ack.Payload = b
 	}
-	_ = done.add(env.ItemID) // in range: checked on arrival
-	c.count(env.TaskType, false)
+	_ = done.add(it.ID) // in range: checked on arrival
 	return ack
 }
 
-// fail handles a failed attempt: the item's last (no attempt left, or a
-// permanent error) goes to the failure handler, once; another is only
-// acknowledged, for the distributor to try again.
-func (c *Collector) fail(ctx context.Context, env transport.Envelope, msg string, permanent bool, done *doneSet) transport.Envelope {
-	ack := transport.Envelope{Kind: transport.KindAck, Flags: transport.FlagFailed, TaskType: env.TaskType, ItemID: env.ItemID, Attempt: env.Attempt, Payload: []byte(msg)}
-	if !permanent && env.Attempt < env.Count {
-		c.log.Debug("attempt failed; the distributor tries again", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt, "err", msg)
+// fail handles a failed attempt: the item's last (final: no attempt left,
+// or a permanent error) goes to the failure handler, once; another is
+// only acknowledged, for the distributor to try again.
+func (c *Collector) fail(ctx context.Context, res *Result, msg string, final bool, done *doneSet) transport.Item {
+	ack := transport.Item{ID: res.ItemID, Attempt: uint32(res.Attempt), Flags: transport.FlagFailed, Payload: []byte(msg)}
+	if !final {
+		c.log.Debug("attempt failed; the distributor tries again", "task_type", res.TaskType, "item", res.ItemID, "attempt", res.Attempt, "err", msg)
 		return ack
 	}
 	ack.Flags |= transport.FlagFinal
-	ie := &ItemError{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), Message: msg}
+	ie := &ItemError{TaskType: res.TaskType, ItemID: res.ItemID, Attempt: res.Attempt, Message: msg}
 	if c.s.onFailure != nil {
 		if err := protect(func() error { c.s.onFailure(ctx, ie); return nil }); err != nil {
 			c.log.Error("failure handler failed", "err", err)
 		}
 	} else {
-		c.log.Warn("item failed", "task_type", env.TaskType, "item", env.ItemID, "attempts", env.Attempt, "err", msg)
+		c.log.Warn("item failed", "task_type", res.TaskType, "item", res.ItemID, "attempts", res.Attempt, "err", msg)
 	}
-	_ = done.add(env.ItemID)
-	c.count(env.TaskType, true)
+	_ = done.add(res.ItemID)
 	return ack
 }
 
@@ -410,16 +425,33 @@ func (c *Collector) resetSummary() {
 	c.summary = Summary{ByType: map[string]TypeSummary{}}
 }
 
-func (c *Collector) count(taskType string, failed bool) {
+// count adds what one result message's ACKs say to the summary: results
+// handled, items failed for good, duplicates.
+func (c *Collector) count(taskType string, acks []transport.Item) {
+	var results, failures, duplicates int
+	for _, a := range acks {
+		switch {
+		case a.Flags == 0:
+			results++
+		case a.Flags&transport.FlagDuplicate != 0:
+			duplicates++
+		case a.Flags&transport.FlagFinal != 0:
+			failures++
+		}
+	}
+	if duplicates > 0 {
+		c.meter.duplicates.Add(uint64(duplicates))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ts := c.summary.ByType[taskType]
-	if failed {
-		ts.Failures++
-		c.summary.Failures++
-	} else {
-		ts.Results++
-		c.summary.Results++
+	c.summary.Duplicates += duplicates
+	if results+failures == 0 {
+		return
 	}
+	ts := c.summary.ByType[taskType]
+	ts.Results += results
+	ts.Failures += failures
+	c.summary.Results += results
+	c.summary.Failures += failures
 	c.summary.ByType[taskType] = ts
 }

@@ -177,6 +177,10 @@ type distRun struct {
 	signer   *tokenSigner
 	dur      *durable // the journal of a durable run (WithJournal); nil otherwise
 
+	// Scratch space of dispatch and onAcks, reused from call to call.
+	handouts []handout
+	touched  []*taskState
+
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
 	departed map[transport.PeerID]uint64 // workers that said goodbye, and the tick they did

@@ -23,8 +23,9 @@ type taskState struct {
 	inflight    int
 	produced    int
 	failed      int
-	slots       []transport.PeerID // one entry per credit, oldest first
-	retry       []*flight          // to be handed out again, oldest first
+	slots       fifo[*peerState] // one entry per credit, oldest first
+	retry       []*flight        // to be handed out again, oldest first
+	touched     bool             // in distRun.touched
 }
 
 // flight is an item from its production to its completion.
@@ -41,15 +42,6 @@ type flight struct {
 // handedOut reports whether the given attempt of f went to a worker.
 func (f *flight) handedOut(attempt uint32) bool {
 	return attempt >= 1 && (attempt < f.attempt || attempt == f.attempt && !f.queued)
-}
-
-// work returns the message that hands out f's current attempt, with its
-// assignment token.
-func (r *distRun) work(f *flight) transport.Envelope {
-	return transport.Envelope{
-		Kind: transport.KindWork, TaskType: f.ts.spec.Type, ItemID: f.id, Attempt: f.attempt, Count: f.ts.maxAttempts,
-		Token: r.signer.sign(f.ts.spec.Type, f.id, f.attempt), Payload: f.payload,
-	}
 }
 
 // canHandOut reports whether ts may hand out an item now.
@@ -72,14 +64,19 @@ func (r *distRun) dispatchAll(ctx context.Context) error {
 
 // dispatch hands out items of ts while a worker has credit and the task can
 // produce: items to hand out again first, then new ones. With a journal,
-// what it produced is written before any of it goes out.
+// what it produced is written before any of it goes out. Each worker gets
+// what it was handed in one message: a batch as large as its credit.
 func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
-	var buf [16]handout
-	out := buf[:0]
-	for len(ts.slots) > 0 && r.canHandOut(ts) {
-		p := r.peers[ts.slots[0]]
-		if p == nil || p.draining {
-			ts.slots = ts.slots[1:]
+	// Producing can complete a task and dispatch its dependents, and a
+	// send can lose a peer and dispatch its items: this call owns its
+	// scratch space while nested ones make their own.
+	out := r.handouts[:0]
+	r.handouts = nil
+	defer func() { clear(out); r.handouts = out[:0] }()
+	for ts.slots.len() > 0 && r.canHandOut(ts) {
+		p := ts.slots.front()
+		if p.gone || p.draining {
+			ts.slots.pop()
 			continue
 		}
 		var f *flight
@@ -97,13 +94,13 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 				break // nothing to produce now; what was taken goes out below
 			}
 		}
-		ts.slots = ts.slots[1:]
+		ts.slots.pop()
 		f.peer, f.queued = p.id, false
 		if p.handed == p.progress && ts.spec.Timeout > 0 {
 			p.busySince = time.Now() // it held nothing unfinished
 		}
 		p.handed++
-		out = append(out, handout{p, f})
+		out = append(out, handout{p: p, f: f})
 	}
 	if len(out) == 0 {
 		return nil
@@ -111,9 +108,32 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 	if err := r.writeJournal(); err != nil {
 		return err
 	}
+	// One message per worker, with its hand-outs in order, each with its
+	// assignment token.
+	var batches []batch
+	signing := r.signer.signing(ts.spec.Type)
 	for _, h := range out {
-		if err := r.post(ctx, h.p, r.work(h.f)); err != nil {
-			return fmt.Errorf("send item %d to %s: %w", h.f.id, h.p.id, err)
+		if h.p.inBatch == 0 {
+			batches = append(batches, batch{p: h.p})
+			h.p.inBatch = len(batches)
+		}
+		batches[h.p.inBatch-1].n++
+	}
+	for _, h := range out {
+		b := &batches[h.p.inBatch-1]
+		if b.items == nil {
+			b.items = make([]transport.Item, 0, b.n)
+		}
+		f := h.f
+		b.items = append(b.items, transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Payload: f.payload})
+	}
+	for _, b := range batches {
+		b.p.inBatch = 0
+	}
+	for _, b := range batches {
+		env := transport.Envelope{Kind: transport.KindWork, TaskType: ts.spec.Type, Count: ts.maxAttempts, Items: b.items}
+		if err := r.post(ctx, b.p, env); err != nil {
+			return fmt.Errorf("send %d items of task %q to %s: %w", len(b.items), ts.spec.Type, b.p.id, err)
 		}
 	}
 	return nil
@@ -123,6 +143,13 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 type handout struct {
 	p *peerState
 	f *flight
+}
+
+// batch is the items one dispatch hands one worker.
+type batch struct {
+	p     *peerState
+	n     int // the items it will hold
+	items []transport.Item
 }
 
 // produce asks the task for its next item. It returns nil without an error
@@ -184,71 +211,104 @@ func (r *distRun) requeue(f *flight) {
 // window (see grant).
 func (r *distRun) returnCredit(f *flight) {
 	if p := r.peers[f.peer]; p != nil && p.role == transport.RoleWorker && !p.draining && !r.ending {
-		f.ts.slots = append(f.ts.slots, f.peer)
+		f.ts.slots.push(p)
 		p.earned++
 		r.grant(p)
 	}
 }
 
-// onAck handles the collector's acknowledgement of one attempt's result.
-// The first ACK of any attempt handed out completes the item; a failure
-// that is not the item's last sends it out again after a backoff, if it is
-// the current attempt's.
-func (r *distRun) onAck(ctx context.Context, p *peerState, env transport.Envelope) error {
+// onAcks handles the collector's acknowledgements of attempts' results,
+// then hands out items with the credit they returned: one dispatch per
+// task type for the whole batch.
+func (r *distRun) onAcks(ctx context.Context, p *peerState, env transport.Envelope) error {
 	if p.id != r.collector {
-		r.d.meter.ignore(r.d.log, IgnoredWrongRole, "ACK from a peer that is not the collector; dropped", "peer", p.id, "item", env.ItemID)
+		r.d.meter.ignore(r.d.log, IgnoredWrongRole, "ACK from a peer that is not the collector; dropped", "peer", p.id, "items", len(env.Items))
 		return nil
 	}
-	f := r.items[env.ItemID]
-	if f == nil {
-		if env.ItemID >= 1 && env.ItemID <= r.nextID {
-			return nil // the item is complete: a late attempt's result, or a duplicate
+	touched := r.touched[:0]
+	r.touched = nil
+	defer func() {
+		for _, ts := range touched {
+			ts.touched = false
 		}
-		r.d.meter.ignore(r.d.log, IgnoredUnknownItem, "ACK for an item never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID)
-		return nil
+		clear(touched)
+		r.touched = touched[:0]
+	}()
+	for i := range env.Items {
+		ts, err := r.onAck(ctx, &env.Items[i])
+		if err != nil {
+			return err
+		}
+		if ts != nil && !ts.touched {
+			ts.touched = true
+			touched = append(touched, ts)
+		}
 	}
-	if f.ts.spec.Type != env.TaskType || !f.handedOut(env.Attempt) {
-		r.d.meter.ignore(r.d.log, IgnoredUnknownItem, "ACK for an attempt never handed out; dropped", "task_type", env.TaskType, "item", env.ItemID, "attempt", env.Attempt)
-		return nil
+	for _, ts := range touched {
+		if err := r.dispatch(ctx, ts); err != nil {
+			return err
+		}
 	}
-	if env.Flags&(transport.FlagFailed|transport.FlagFinal) == transport.FlagFailed {
-		if env.Attempt != f.attempt || f.queued {
-			return nil // a late failure of an attempt already handed out again
+	return nil
+}
+
+// onAck handles one acknowledged attempt. The first ACK of any attempt
+// handed out completes the item; a failure that is not the item's last
+// sends it out again after a backoff, if it is the current attempt's. It
+// returns the item's task state when a credit came back or the item
+// completed, so the caller hands out what that allows.
+func (r *distRun) onAck(ctx context.Context, ack *transport.Item) (*taskState, error) {
+	f := r.items[ack.ID]
+	if f == nil {
+		if ack.ID >= 1 && ack.ID <= r.nextID {
+			return nil, nil // the item is complete: a late attempt's result, or a duplicate
+		}
+		r.d.meter.ignore(r.d.log, IgnoredUnknownItem, "ACK for an item never handed out; dropped", "item", ack.ID)
+		return nil, nil
+	}
+	if !f.handedOut(ack.Attempt) {
+		r.d.meter.ignore(r.d.log, IgnoredUnknownItem, "ACK for an attempt never handed out; dropped", "task_type", f.ts.spec.Type, "item", ack.ID, "attempt", ack.Attempt)
+		return nil, nil
+	}
+	if ack.Flags&(transport.FlagFailed|transport.FlagFinal) == transport.FlagFailed {
+		if ack.Attempt != f.attempt || f.queued {
+			return nil, nil // a late failure of an attempt already handed out again
 		}
 		r.returnCredit(f)
 		r.retryLater(f, time.Now())
-		return nil
+		return f.ts, nil
 	}
-	return r.complete(ctx, f, env)
+	return f.ts, r.complete(ctx, f, ack)
 }
 
-// complete records an item's end: succeeded, or failed for good.
-func (r *distRun) complete(ctx context.Context, f *flight, env transport.Envelope) error {
-	r.journalAcked(f, env)
+// complete records an item's end: succeeded, or failed for good. The
+// caller hands out what the credit it returned allows.
+func (r *distRun) complete(ctx context.Context, f *flight, ack *transport.Item) error {
+	r.journalAcked(f, ack)
 	ts := f.ts
 	delete(r.items, f.id)
 	f.done = true
 	ts.inflight--
 	r.d.done.Add(1)
-	failed := env.Flags&transport.FlagFailed != 0
+	failed := ack.Flags&transport.FlagFailed != 0
 	if failed {
 		ts.failed++
 	}
 	taskHandler, _ := ts.spec.Task.(AckHandler)
 	if taskHandler != nil || r.d.s.onAck != nil {
-		ack := &Ack{TaskType: ts.spec.Type, ItemID: f.id, Attempt: int(env.Attempt), Failed: failed, codec: r.d.s.codec}
+		a := &Ack{TaskType: ts.spec.Type, ItemID: f.id, Attempt: int(ack.Attempt), Failed: failed, codec: r.d.s.codec}
 		if failed {
-			ack.Error = string(env.Payload)
+			a.Error = string(ack.Payload)
 		} else {
-			ack.data = env.Payload
+			a.data = ack.Payload
 		}
 		if taskHandler != nil {
-			if err := protect(func() error { return taskHandler.HandleAck(ctx, ack) }); err != nil {
+			if err := protect(func() error { return taskHandler.HandleAck(ctx, a) }); err != nil {
 				return fmt.Errorf("task %q: ack handler: %w", ts.spec.Type, err)
 			}
 		}
 		if h := r.d.s.onAck; h != nil {
-			if err := protect(func() error { return h.HandleAck(ctx, ack) }); err != nil {
+			if err := protect(func() error { return h.HandleAck(ctx, a) }); err != nil {
 				return fmt.Errorf("ack handler (WithAckHandler), at task %q item %d: %w", ts.spec.Type, f.id, err)
 			}
 		}
@@ -257,10 +317,7 @@ func (r *distRun) complete(ctx context.Context, f *flight, env transport.Envelop
 		r.returnCredit(f)
 	}
 	ts.parked = false
-	if err := r.checkComplete(ctx, ts); err != nil {
-		return err
-	}
-	return r.dispatch(ctx, ts)
+	return r.checkComplete(ctx, ts)
 }
 
 // checkComplete marks ts complete once its last item was produced and every

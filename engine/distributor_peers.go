@@ -20,6 +20,7 @@ type peerState struct {
 	welcomed  bool
 	announced bool   // the worker sent its first ready
 	draining  bool   // the worker takes no more items
+	gone      bool   // no longer in the run's peers: its credits are void
 	window    uint32 // credits the worker announced in all
 	granted   int    // of those, the credits the distributor gave it (see grant)
 	earned    int    // its attempts the collector acknowledged (see grant)
@@ -35,6 +36,9 @@ type peerState struct {
 	// out holds messages the transport could not take at once, in order;
 	// work in it is bounded by the peer's credits.
 	out []transport.Envelope
+	// inBatch is, during a dispatch, 1 + the index of the worker's batch
+	// of hand-outs; 0 otherwise.
+	inBatch int
 }
 
 // maxWindow bounds the credits one worker may announce: its goroutines
@@ -109,7 +113,7 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 	case transport.KindReady:
 		return r.onReady(ctx, p, env)
 	case transport.KindAck:
-		return r.onAck(ctx, p, env)
+		return r.onAcks(ctx, p, env)
 	}
 	r.d.meter.ignore(r.d.log, IgnoredUnexpected, "unexpected message; dropped", "kind", env.Kind, "peer", from)
 	return nil
@@ -427,7 +431,7 @@ func (r *distRun) grant(p *peerState) {
 	}
 	ts := r.tasks[p.taskType]
 	for range n {
-		ts.slots = append(ts.slots, p.id)
+		ts.slots.push(p)
 	}
 	p.granted += n
 	r.granted += n
@@ -516,6 +520,7 @@ func (r *distRun) onBye(ctx context.Context, from transport.PeerID, p *peerState
 		}
 		delete(r.bye, from)
 		delete(r.peers, from)
+		p.gone = true
 		delete(r.backlog, p)
 		if from == r.collector {
 			r.collector = ""
@@ -545,6 +550,7 @@ func (r *distRun) lose(ctx context.Context, p *peerState, why string, clean bool
 		return nil // already lost
 	}
 	delete(r.peers, p.id)
+	p.gone = true
 	delete(r.backlog, p)
 	wasExpected := r.bye[p.id]
 	delete(r.bye, p.id)
@@ -570,7 +576,7 @@ func (r *distRun) lose(ctx context.Context, p *peerState, why string, clean bool
 			// A live worker still executes this attempt: its credit
 			// returns now, as the item is handed out again.
 			if w := r.peers[f.peer]; w != nil && !w.draining && !r.ending {
-				f.ts.slots = append(f.ts.slots, f.peer)
+				f.ts.slots.push(w)
 			}
 			r.requeue(f)
 		}

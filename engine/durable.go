@@ -214,12 +214,12 @@ func (r *distRun) replay(ctx context.Context, rec journal.Record) error {
 		if f == nil {
 			return nil
 		}
-		env := transport.Envelope{Kind: transport.KindAck, TaskType: f.ts.spec.Type, ItemID: f.id, Attempt: f.attempt, Payload: rec.Data}
+		ack := transport.Item{ID: f.id, Attempt: f.attempt, Payload: rec.Data}
 		if rec.Flag {
-			env.Flags = transport.FlagFailed | transport.FlagFinal
+			ack.Flags = transport.FlagFailed | transport.FlagFinal
 		}
 		r.dur.acked++
-		return r.complete(ctx, f, env)
+		return r.complete(ctx, f, &ack)
 	}
 	return nil
 }
@@ -255,11 +255,11 @@ func (r *distRun) journalProduced(f *flight) error {
 }
 
 // journalAcked records an item's completion.
-func (r *distRun) journalAcked(f *flight, env transport.Envelope) {
+func (r *distRun) journalAcked(f *flight, ack *transport.Item) {
 	if r.dur == nil || r.dur.replaying {
 		return
 	}
-	r.dur.j.Append(journal.Record{Kind: journal.KindAcked, Item: f.id, Flag: env.Flags&transport.FlagFailed != 0, Data: env.Payload})
+	r.dur.j.Append(journal.Record{Kind: journal.KindAcked, Item: f.id, Flag: ack.Flags&transport.FlagFailed != 0, Data: ack.Payload})
 }
 
 // writeJournal hands what was recorded to the operating system: before

@@ -223,7 +223,7 @@ func newMetadataSettings(opts []MetadataOption) (*commonSettings, error) {
 // Items shorter than a round trip drain such a window, so with the default
 // the window grows: each time a goroutine that finished an item finds none
 // waiting and the next one comes soon after (within 50 ms), the worker
-// doubles its prefetch, up to 64 items. Items longer than the round trip
+// doubles its prefetch, up to 256 items. Items longer than the round trip
 // never wait and keep the window at its start; items that short cost
 // little unfairness at the end of a run however many a worker holds.
 const DefaultPrefetch = -1
@@ -231,7 +231,7 @@ const DefaultPrefetch = -1
 // maxAutoPrefetch bounds how far the default window grows (see
 // DefaultPrefetch); a worker with more goroutines than this starts, and
 // stays, at one per goroutine.
-const maxAutoPrefetch = 64
+const maxAutoPrefetch = 256
 
 // starvedWithin is the longest wait for an item that counts as the window
 // running dry rather than the distributor having nothing to hand out (a

@@ -291,7 +291,9 @@ func (s *session) bye(ctx context.Context, unfinished []uint64, wait bool) {
 				break confirm
 			case transport.KindWork:
 				if env.Run == s.run {
-					unfinished = append(unfinished, env.ItemID)
+					for _, it := range env.Items {
+						unfinished = append(unfinished, it.ID)
+					}
 				}
 			case transport.KindEnd:
 				if len(env.Payload) > 0 {

@@ -76,25 +76,31 @@ func (s *tokenSigner) token(b cipher.Block, item uint64, attempt uint32) transpo
 
 // sign returns the token for handing out attempt of item.
 func (s *tokenSigner) sign(taskType string, item uint64, attempt uint32) transport.Token {
+	return s.token(s.signing(taskType), item, attempt)
+}
+
+// signing returns the cipher that signs taskType's hand-outs, to sign a
+// batch of them with token.
+func (s *tokenSigner) signing(taskType string) cipher.Block {
 	b, kept := s.block(taskType)
 	if !kept {
 		s.types[taskType] = b
 	}
-	return s.token(b, item, attempt)
+	return b
 }
 
-// verify reports whether env (a result or failure) carries the token of
-// the hand-out it claims to answer. It keeps the cipher of a task type
-// only once a token of that type checked, so a peer that sends results of
-// made-up types cannot grow the map.
-func (s *tokenSigner) verify(env *transport.Envelope) bool {
-	b, kept := s.block(env.TaskType)
-	want := s.token(b, env.ItemID, env.Attempt)
-	if subtle.ConstantTimeCompare(want[:], env.Token[:]) != 1 {
+// verify reports whether it (the item of a result of taskType) carries
+// the token of the hand-out it claims to answer. It keeps the cipher of a
+// task type only once a token of that type checked, so a peer that sends
+// results of made-up types cannot grow the map.
+func (s *tokenSigner) verify(taskType string, it *transport.Item) bool {
+	b, kept := s.block(taskType)
+	want := s.token(b, it.ID, it.Attempt)
+	if subtle.ConstantTimeCompare(want[:], it.Token[:]) != 1 {
 		return false
 	}
 	if !kept {
-		s.types[env.TaskType] = b
+		s.types[taskType] = b
 	}
 	return true
 }

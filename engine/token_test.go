@@ -17,20 +17,23 @@ func TestTokenChecksOnlyTheHandOutItWasMadeFor(t *testing.T) {
 	key := newTokenKey()
 	dist, coll := newTokenSigner(key), newTokenSigner(key)
 	tok := dist.sign("resize", 42, 2)
-	env := transport.Envelope{Kind: transport.KindResult, TaskType: "resize", ItemID: 42, Attempt: 2, Token: tok}
-	assert.True(t, coll.verify(&env))
+	it := transport.Item{ID: 42, Attempt: 2, Token: tok}
+	assert.True(t, coll.verify("resize", &it))
 
-	for name, forged := range map[string]transport.Envelope{
-		"no token":          {TaskType: "resize", ItemID: 42, Attempt: 2},
-		"another item":      {TaskType: "resize", ItemID: 43, Attempt: 2, Token: tok},
-		"another attempt":   {TaskType: "resize", ItemID: 42, Attempt: 3, Token: tok},
-		"another task type": {TaskType: "thumbnail", ItemID: 42, Attempt: 2, Token: tok},
-		"one bit off":       {TaskType: "resize", ItemID: 42, Attempt: 2, Token: flipBit(tok)},
+	for name, forged := range map[string]struct {
+		taskType string
+		it       transport.Item
+	}{
+		"no token":          {"resize", transport.Item{ID: 42, Attempt: 2}},
+		"another item":      {"resize", transport.Item{ID: 43, Attempt: 2, Token: tok}},
+		"another attempt":   {"resize", transport.Item{ID: 42, Attempt: 3, Token: tok}},
+		"another task type": {"thumbnail", transport.Item{ID: 42, Attempt: 2, Token: tok}},
+		"one bit off":       {"resize", transport.Item{ID: 42, Attempt: 2, Token: flipBit(tok)}},
 	} {
-		assert.False(t, coll.verify(&forged), name)
+		assert.False(t, coll.verify(forged.taskType, &forged.it), name)
 	}
 	other := newTokenSigner(newTokenKey()) // another run's key
-	assert.False(t, other.verify(&env), "a token of another run")
+	assert.False(t, other.verify("resize", &it), "a token of another run")
 }
 
 func flipBit(t transport.Token) transport.Token {
@@ -44,12 +47,12 @@ func TestTokenVerifierKeepsOnlyTypesThatChecked(t *testing.T) {
 	key := newTokenKey()
 	dist, coll := newTokenSigner(key), newTokenSigner(key)
 	for i := range 1000 {
-		env := transport.Envelope{TaskType: strings.Repeat("x", i%50) + string(rune('a'+i%26)), ItemID: uint64(i)}
-		require.False(t, coll.verify(&env))
+		it := transport.Item{ID: uint64(i)}
+		require.False(t, coll.verify(strings.Repeat("x", i%50)+string(rune('a'+i%26)), &it))
 	}
 	assert.Empty(t, coll.types)
-	env := transport.Envelope{TaskType: "real", ItemID: 1, Attempt: 1, Token: dist.sign("real", 1, 1)}
-	require.True(t, coll.verify(&env))
+	it := transport.Item{ID: 1, Attempt: 1, Token: dist.sign("real", 1, 1)}
+	require.True(t, coll.verify("real", &it))
 	assert.Len(t, coll.types, 1)
 }
 
@@ -72,20 +75,21 @@ func TestTokenMatchesProtocolDoc(t *testing.T) {
 	require.NoError(t, sc.Err())
 	var env transport.Envelope
 	require.NoError(t, env.UnmarshalBinary(work), "PROTOCOL.md shows a work message")
+	require.Len(t, env.Items, 1, "PROTOCOL.md's work message carries one item")
 	var key transport.Token
 	for i := range key {
 		key[i] = byte(i)
 	}
-	assert.Equal(t, newTokenSigner(key).sign(env.TaskType, env.ItemID, env.Attempt), env.Token)
+	it := env.Items[0]
+	assert.Equal(t, newTokenSigner(key).sign(env.TaskType, it.ID, it.Attempt), it.Token)
 }
 
 func BenchmarkTokenVerify(b *testing.B) {
 	key := newTokenKey()
 	dist, coll := newTokenSigner(key), newTokenSigner(key)
-	env := transport.Envelope{TaskType: "resize", ItemID: 1, Attempt: 1}
-	env.Token = dist.sign(env.TaskType, env.ItemID, env.Attempt)
+	it := transport.Item{ID: 1, Attempt: 1, Token: dist.sign("resize", 1, 1)}
 	for b.Loop() {
-		if !coll.verify(&env) {
+		if !coll.verify("resize", &it) {
 			b.Fatal("token did not check")
 		}
 	}

@@ -251,7 +251,7 @@ func (r *workerRun) run(ctx context.Context) error {
 	window := w.s.concurrency + prefetch
 	r.maxWindow = w.s.concurrency + maxPrefetch
 	r.window.Store(int64(window))
-	jobs := make(chan *Job, r.maxWindow)
+	jobs := newJobQueue()
 	var (
 		execs   sync.WaitGroup
 		initErr = make(chan error, w.s.concurrency)
@@ -260,7 +260,7 @@ func (r *workerRun) run(ctx context.Context) error {
 	// sends it while they go on to their next item: after a handler
 	// returns, the next one starts without waiting for the send. When the
 	// reporter falls behind, executors wait for it.
-	finished := make(chan outcome, min(r.maxWindow, w.s.concurrency+maxAutoPrefetch))
+	finished := make(chan []outcome, w.s.concurrency)
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
@@ -270,7 +270,7 @@ func (r *workerRun) run(ctx context.Context) error {
 		execs.Go(func() { r.execute(ctx, i, jobs, finished, initErr) })
 	}
 	stop := func() {
-		close(jobs)
+		jobs.close()
 		execs.Wait()
 		close(finished)
 		<-reported
@@ -338,7 +338,7 @@ func (r *workerRun) drain(ctx context.Context, cancel context.CancelCauseFunc, s
 }
 
 // loop receives items until the end of the run.
-func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
+func (r *workerRun) loop(ctx context.Context, jobs *jobQueue) error {
 	w := r.w
 	debug := w.log.Enabled(ctx, slog.LevelDebug)
 	for {
@@ -348,29 +348,8 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 		}
 		switch env.Kind {
 		case transport.KindWork:
-			job := &Job{TaskType: env.TaskType, ItemID: env.ItemID, Attempt: int(env.Attempt), payload: env.Payload, codec: w.s.codec,
-				run: env.Run, limit: env.Count, token: env.Token}
-			if debug {
-				w.log.Debug("item received", "item", env.ItemID, "attempt", env.Attempt)
-			}
-			r.mu.Lock()
-			r.held[job.ItemID] = struct{}{}
-			r.mu.Unlock()
-			if w.s.prepare != nil {
-				var v any
-				err := protect(func() (err error) { v, err = w.s.prepare(ctx, job); return err })
-				if err != nil {
-					if err := r.finish(ctx, job, nil, fmt.Errorf("prepare hook: %w", err)); err != nil {
-						return err
-					}
-					continue
-				}
-				job.Value = v
-			}
-			select {
-			case jobs <- job:
-			case <-ctx.Done():
-				return context.Cause(ctx)
+			if err := r.take(ctx, jobs, env, debug); err != nil {
+				return err
 			}
 		case transport.KindEnd:
 			return endError(env)
@@ -385,8 +364,55 @@ func (r *workerRun) loop(ctx context.Context, jobs chan<- *Job) error {
 	}
 }
 
-// execute is one executing goroutine.
-func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, finished chan<- outcome, initErr chan<- error) {
+// take queues a batch of work items for the executing goroutines, after
+// the prepare hook if the worker has one.
+func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Envelope, debug bool) error {
+	w := r.w
+	batch := make([]Job, len(env.Items)) // one allocation for the batch
+	queued := make([]*Job, 0, len(batch))
+	r.mu.Lock()
+	for i := range env.Items {
+		it := &env.Items[i]
+		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: w.s.codec,
+			run: env.Run, limit: env.Count, token: it.Token}
+		r.held[it.ID] = struct{}{}
+	}
+	r.mu.Unlock()
+	for i := range batch {
+		job := &batch[i]
+		if debug {
+			w.log.Debug("item received", "item", job.ItemID, "attempt", job.Attempt)
+		}
+		if w.s.prepare == nil {
+			queued = append(queued, job)
+			continue
+		}
+		// With a prepare hook, each item goes to the goroutines as soon as
+		// it is prepared.
+		var v any
+		err := protect(func() (err error) { v, err = w.s.prepare(ctx, job); return err })
+		if err != nil {
+			if err := r.finish(ctx, []outcome{{job: job, err: fmt.Errorf("prepare hook: %w", err)}}); err != nil {
+				return err
+			}
+			continue
+		}
+		job.Value = v
+		jobs.push(job)
+	}
+	if len(queued) > 0 {
+		jobs.push(queued...)
+	}
+	return nil
+}
+
+// execute is one executing goroutine. It hands what it finished to the
+// reporter in batches: it keeps outcomes while more items are queued for
+// it, and hands them over before it waits for an item, when it has
+// maxResultBatch, or when the first was finished maxResultHold ago. So
+// short items travel many to a message, and a result never waits for
+// anything but the items queued before it, and never long.
+func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, finished chan<- []outcome, initErr chan<- error) {
 	w := r.w
 	if w.s.goroutineInit != nil {
 		if err := protect(func() error { return w.s.goroutineInit(ctx, index, r.md) }); err != nil {
@@ -395,9 +421,20 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, fi
 		}
 	}
 	initErr <- nil
+	var (
+		pending []outcome
+		since   time.Time // when the first of pending finished
+	)
+	flush := func() {
+		if len(pending) > 0 {
+			finished <- pending
+			pending = nil
+		}
+	}
+	defer flush()
 	afterItem := false
 	for {
-		job, ok, starved := r.next(jobs, afterItem)
+		job, ok, starved := r.next(jobs, afterItem, flush)
 		if !ok {
 			return
 		}
@@ -413,7 +450,13 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs <-chan *Job, fi
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
-		finished <- outcome{job, out, err}
+		if len(pending) == 0 {
+			since = time.Now()
+		}
+		pending = append(pending, outcome{job: job, out: out, err: err})
+		if len(pending) >= r.flushAt() || time.Since(since) >= maxResultHold {
+			flush()
+		}
 	}
 }
 
@@ -435,22 +478,30 @@ func (r *workerRun) attempt(ctx context.Context, job *Job) (out any, err error) 
 	return out, err
 }
 
-// next takes the next job. starved reports that a goroutine which had
-// just finished an item found none waiting and the next came soon after:
-// the window is too small for items this short.
-func (r *workerRun) next(jobs <-chan *Job, afterItem bool) (job *Job, ok, starved bool) {
-	select {
-	case job, ok = <-jobs:
-		return job, ok, false
-	default:
+// flushAt is how many outcomes an executing goroutine hands over at once
+// at most: a quarter of the window, so that several batches are on their
+// way at any time and the distributor, the worker and the collector work
+// at once rather than in turn.
+func (r *workerRun) flushAt() int {
+	return min(max(int(r.window.Load())/4, 1), maxResultBatch)
+}
+
+// next takes the next job; before it waits for one, it calls idle.
+// starved reports that a goroutine which had just finished an item found
+// none waiting and the next came soon after: the window is too small for
+// items this short.
+func (r *workerRun) next(jobs *jobQueue, afterItem bool, idle func()) (job *Job, ok, starved bool) {
+	if job, ok = jobs.tryPop(); ok {
+		return job, true, false
 	}
+	idle()
 	if !afterItem || r.window.Load() >= int64(r.maxWindow) {
-		job, ok = <-jobs
+		job, ok = jobs.pop()
 		return job, ok, false
 	}
-	idle := time.Now()
-	job, ok = <-jobs
-	return job, ok, ok && time.Since(idle) < starvedWithin
+	waited := time.Now()
+	job, ok = jobs.pop()
+	return job, ok, ok && time.Since(waited) < starvedWithin
 }
 
 // grow doubles the worker's window, up to its maximum, by announcing more
@@ -477,58 +528,116 @@ type outcome struct {
 	err error
 }
 
-// report sends every outcome to the collector; the first failure to send
-// stops the run (the rest stay held and are handed back on leaving).
-func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, finished <-chan outcome) {
-	for o := range finished {
+// maxResultBatch bounds the outcomes a worker sends in one message, and
+// maxResultHold how long an executing goroutine keeps an outcome while it
+// executes the items queued after it.
+const (
+	maxResultBatch = 256
+	maxResultHold  = 500 * time.Microsecond
+)
+
+// report sends every outcome to the collector, as many in one message as
+// the goroutines handed over when it sends (it never waits for more); the
+// first failure to send stops the run (the rest stay held and are handed
+// back on leaving).
+func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, finished <-chan []outcome) {
+	for batch := range finished {
+	gather:
+		for len(batch) < maxResultBatch {
+			select {
+			case more, ok := <-finished:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, more...)
+			default:
+				break gather
+			}
+		}
 		if ctx.Err() != nil {
 			continue
 		}
-		if err := r.finish(ctx, o.job, o.out, o.err); err != nil {
+		if err := r.finish(ctx, batch); err != nil {
 			fail(err)
 		}
 	}
 }
 
-// finish sends the item's result or failure to the collector. The
-// distributor returns the credit when the collector's ACK reaches it.
-func (r *workerRun) finish(ctx context.Context, job *Job, out any, herr error) error {
+// finish sends the outcomes of a batch of items (results or failures) to
+// the collector in one message. The distributor returns the credits when
+// the collector's ACKs reach it.
+func (r *workerRun) finish(ctx context.Context, batch []outcome) error {
 	w := r.w
-	// The result repeats what the collector needs to tell attempts and
-	// runs apart (the run, the item, the attempt and the attempt limit)
-	// and the token that shows the item was handed out.
-	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, ItemID: job.ItemID, Attempt: uint32(job.Attempt), Count: job.limit, Token: job.token}
+	// The message repeats what the collector needs to tell attempts and
+	// runs apart (the run, the task type, each item and attempt, the
+	// attempt limit) and each item's token, which shows it was handed out.
+	job := batch[0].job
+	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, Count: job.limit, Items: make([]transport.Item, len(batch))}
+	for i, o := range batch {
+		env.Items[i] = r.outcomeItem(o)
+	}
+	err := r.coll.Send(ctx, env)
+	if errors.Is(err, transport.ErrTooLarge) {
+		// A result cannot travel: send them one by one, and each that is
+		// too large fails, for good, saying why.
+		err = nil
+		for i := range env.Items {
+			if err = r.sendOne(ctx, env, env.Items[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("send the results of %d items: %w", len(batch), err)
+	}
+	r.mu.Lock()
+	for _, o := range batch {
+		delete(r.held, o.job.ItemID)
+	}
+	r.mu.Unlock()
+	w.executed.Add(int64(len(batch)))
+	r.finished.Add(int64(len(batch)))
+	return nil
+}
+
+// outcomeItem encodes an outcome as the item of a result message.
+func (r *workerRun) outcomeItem(o outcome) transport.Item {
+	w := r.w
+	it := transport.Item{ID: o.job.ItemID, Attempt: uint32(o.job.Attempt), Token: o.job.token}
+	herr := o.err
 	if herr == nil {
-		b, err := w.s.codec.Marshal(out)
+		b, err := w.s.codec.Marshal(o.out)
 		if err != nil {
 			herr = fmt.Errorf("encode result with %s: %w", w.s.codec.Name(), err)
 		} else {
-			env.Payload = b
+			it.Payload = b
 		}
 	}
 	if herr != nil {
-		env.Kind = transport.KindFailure
-		env.Payload = []byte(herr.Error())
+		it.Flags = transport.FlagFailed
+		it.Payload = []byte(herr.Error())
 		if errors.Is(herr, ErrPermanent) {
-			env.Flags |= transport.FlagPermanent
+			it.Flags |= transport.FlagPermanent
 		}
-		w.log.Debug("item failed", "item", job.ItemID, "err", herr)
+		w.log.Debug("item failed", "item", o.job.ItemID, "err", herr)
 	}
+	return it
+}
+
+// sendOne sends one item of a result message on its own; a result too
+// large to travel is sent as a permanent failure instead.
+func (r *workerRun) sendOne(ctx context.Context, env transport.Envelope, it transport.Item) error {
+	env.Items = []transport.Item{it}
 	err := r.coll.Send(ctx, env)
-	if errors.Is(err, transport.ErrTooLarge) && env.Kind == transport.KindResult {
-		// The result cannot travel: the item fails, for good, saying why.
-		env.Kind, env.Flags = transport.KindFailure, env.Flags|transport.FlagPermanent
-		env.Payload = []byte(fmt.Sprintf("result of %d bytes: %v", len(env.Payload), err))
+	if errors.Is(err, transport.ErrTooLarge) && it.Flags&transport.FlagFailed == 0 {
+		it.Flags = transport.FlagFailed | transport.FlagPermanent
+		it.Payload = []byte(fmt.Sprintf("result of %d bytes: %v", len(it.Payload), err))
+		env.Items[0] = it
 		err = r.coll.Send(ctx, env)
 	}
 	if err != nil {
-		return fmt.Errorf("send result of item %d: %w", job.ItemID, err)
+		return fmt.Errorf("send result of item %d: %w", it.ID, err)
 	}
-	r.mu.Lock()
-	delete(r.held, job.ItemID)
-	r.mu.Unlock()
-	w.executed.Add(1)
-	r.finished.Add(1)
 	return nil
 }
 

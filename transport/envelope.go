@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Version is the wire format version written in every encoded envelope.
@@ -11,7 +12,9 @@ import (
 // on the distributor's connections); a version-1 peer would not heartbeat
 // and would be declared gone, so it is refused instead. Version 3 added
 // the assignment token, without which a collector handles no result.
-const Version byte = 3
+// Version 4 made work, results and ACKs batches of items (Envelope.Items),
+// and folded failures into results (FlagFailed on an item).
+const Version byte = 4
 
 // Kind says what an envelope is for. The numeric values are part of the wire
 // format and never change meaning.
@@ -34,21 +37,23 @@ const (
 	// engine's worker sends it after its handshake and again when its
 	// window grows; each ACK returns one credit.
 	KindReady Kind = 3
-	// KindWork: distributor -> worker; one work item. Count is the
-	// item's attempt limit; Token is the assignment token the result must
-	// carry.
+	// KindWork: distributor -> worker; work items of one task type, in
+	// Items: each with its id, attempt, assignment token (which the
+	// result must repeat) and payload. Count is the type's attempt limit.
 	KindWork Kind = 4
-	// KindResult: worker -> collector; the item's result value. It repeats
-	// the work's run, task type, item id, attempt, count and token.
+	// KindResult: worker -> collector; the outcomes of work items, in
+	// Items: each repeats its work item's id, attempt and token, and
+	// carries the handler's value, or with FlagFailed the error text
+	// (FlagPermanent: the handler ruled out another attempt). The
+	// envelope repeats the work's run, task type and count.
 	KindResult Kind = 5
-	// KindFailure: worker -> collector; the item failed, Payload is the
-	// error text. It repeats the work's fields, like KindResult;
-	// FlagPermanent says the handler ruled out another attempt.
-	KindFailure Kind = 6
-	// KindAck: collector -> distributor; the collector is done with one
-	// attempt's result. FlagFailed marks a failure (FlagFinal: the item's
-	// last), FlagDuplicate a result the collector had already handled;
-	// Payload is the collector's ack data, or the error text.
+	// Kind 6 was a failure before version 4; it is no longer sent.
+
+	// KindAck: collector -> distributor; the collector is done with the
+	// results of attempts, in Items: each with the item's id and attempt.
+	// FlagFailed marks a failure (FlagFinal: the item's last),
+	// FlagDuplicate a result the collector had already handled; the
+	// item's Payload is the collector's ack data, or the error text.
 	KindAck Kind = 7
 	// KindMetadata: metadata source -> distributor with the metadata map;
 	// distributor -> source, with an empty payload, to confirm it.
@@ -77,14 +82,17 @@ const (
 
 var kindNames = [...]string{
 	KindHello: "hello", KindWelcome: "welcome", KindReady: "ready", KindWork: "work",
-	KindResult: "result", KindFailure: "failure", KindAck: "ack", KindMetadata: "metadata",
+	KindResult: "result", KindAck: "ack", KindMetadata: "metadata",
 	KindHeartbeat: "heartbeat", KindEnd: "end", KindBye: "bye", KindReject: "reject",
 	KindDone: "done",
 }
 
+// valid reports whether k is a kind of this version.
+func (k Kind) valid() bool { return k >= 1 && k <= maxKind && kindNames[k] != "" }
+
 // String returns the kind's name.
 func (k Kind) String() string {
-	if k >= 1 && k <= maxKind {
+	if k.valid() {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
@@ -132,18 +140,18 @@ const (
 	RejectFull RejectCode = 6
 )
 
-// Flags on an envelope.
+// Flags on an envelope, or on one of its items.
 const (
-	// FlagFailed on KindAck: the attempt failed.
+	// FlagFailed on an item of KindResult or KindAck: the attempt failed.
 	FlagFailed uint8 = 1 << 0
-	// FlagFinal on a failed KindAck: no attempt is left, and the
+	// FlagFinal on a failed item of KindAck: no attempt is left, and the
 	// collector's failure handler saw it.
 	FlagFinal uint8 = 1 << 1
-	// FlagDuplicate on KindAck: the collector had already handled a
-	// result of this item, so it handled this one not at all.
+	// FlagDuplicate on an item of KindAck: the collector had already
+	// handled a result of this item, so it handled this one not at all.
 	FlagDuplicate uint8 = 1 << 2
-	// FlagPermanent on KindFailure: the handler said another attempt
-	// would fail the same way.
+	// FlagPermanent on a failed item of KindResult: the handler said
+	// another attempt would fail the same way.
 	FlagPermanent uint8 = 1 << 3
 	// FlagDraining on KindReady: the worker takes no more items; it
 	// finishes those it holds, then says goodbye.
@@ -163,18 +171,38 @@ type Envelope struct {
 	// was welcomed): item ids start again with every run.
 	Run    uint64
 	ItemID uint64
-	// Token is the assignment token of a work item, repeated by its
-	// result or failure, and the run's assignment key in a collector's
-	// welcome; zero in every other message. See PROTOCOL.md.
+	// Token is the run's assignment key in a collector's welcome; zero in
+	// every other message (items carry their own). See PROTOCOL.md.
 	Token    Token
 	TaskType string
-	Payload  []byte
+	// Items are the items a work, result or ack message carries: one or
+	// more, a batch. Every kind may carry them on the wire; the engine
+	// uses them in those three.
+	Items   []Item
+	Payload []byte
 	// Principal is who sent the message, as a Listener that
 	// authenticates its peers (auth.Authorizer) knows it: the client's
 	// public key in Z85. It is set on receipt, never sent; empty when the
 	// Listener does not authenticate.
 	Principal string
 }
+
+// Item is one item of a batch (Envelope.Items): a hand-out in a work
+// message, an attempt's outcome in a result message, an acknowledgement
+// in an ack message.
+type Item struct {
+	ID      uint64
+	Attempt uint32
+	Flags   uint8
+	// Token is the assignment token of a hand-out, repeated by its
+	// result; zero in an ack.
+	Token   Token
+	Payload []byte
+}
+
+// itemHeaderLen is the encoded size of an item without its payload: id,
+// attempt, flags, token and payload length.
+const itemHeaderLen = 8 + 4 + 1 + TokenLen + 4
 
 // TokenLen is the size of an assignment token.
 const TokenLen = 16
@@ -189,7 +217,7 @@ type Token [TokenLen]byte
 // Wire layout of an encoded envelope (all integers big-endian):
 //
 //	offset size field
-//	0      1    version (2)
+//	0      1    version (4)
 //	1      1    kind
 //	2      1    role
 //	3      1    flags
@@ -198,10 +226,13 @@ type Token [TokenLen]byte
 //	12     8    run id
 //	20     8    item id
 //	28     16   token
-//	44     2    task type length n
-//	46     n    task type (UTF-8)
-//	46+n   ...  payload (the rest)
-const headerLen = 46
+//	44     4    number of items m
+//	48     2    task type length n
+//	50     n    task type (UTF-8)
+//	50+n   ...  m items, each: id (8), attempt (4), flags (1), token
+//	            (16), payload length p (4), payload (p)
+//	...    ...  payload (the rest)
+const headerLen = 50
 
 // MaxTaskTypeLen is the longest task type the wire format carries.
 const MaxTaskTypeLen = 1<<16 - 1
@@ -212,18 +243,28 @@ var (
 	ErrVersion        = errors.New("transport: unknown wire version")
 	ErrUnknownKind    = errors.New("transport: unknown message kind")
 	ErrTaskTypeLength = errors.New("transport: task type length past the end of the message")
+	ErrItems          = errors.New("transport: items past the end of the message")
 )
 
 // EncodedLen returns the size of the encoded envelope.
-func (e *Envelope) EncodedLen() int { return headerLen + len(e.TaskType) + len(e.Payload) }
+func (e *Envelope) EncodedLen() int {
+	n := headerLen + len(e.TaskType) + len(e.Payload)
+	for i := range e.Items {
+		n += itemHeaderLen + len(e.Items[i].Payload)
+	}
+	return n
+}
 
 // AppendBinary appends the wire encoding of e to b.
 func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	if len(e.TaskType) > MaxTaskTypeLen {
 		return b, fmt.Errorf("transport: task type is %d bytes, over %d", len(e.TaskType), MaxTaskTypeLen)
 	}
-	if e.Kind < 1 || e.Kind > maxKind {
+	if !e.Kind.valid() {
 		return b, fmt.Errorf("%w: %d", ErrUnknownKind, e.Kind)
+	}
+	if uint64(len(e.Items)) > math.MaxUint32 {
+		return b, fmt.Errorf("transport: %d items, over %d", len(e.Items), uint32(math.MaxUint32))
 	}
 	b = append(b, Version, byte(e.Kind), byte(e.Role), e.Flags)
 	b = binary.BigEndian.AppendUint32(b, e.Attempt)
@@ -231,8 +272,21 @@ func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, e.Run)
 	b = binary.BigEndian.AppendUint64(b, e.ItemID)
 	b = append(b, e.Token[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Items)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.TaskType)))
 	b = append(b, e.TaskType...)
+	for i := range e.Items {
+		it := &e.Items[i]
+		if uint64(len(it.Payload)) > math.MaxUint32 {
+			return b, fmt.Errorf("transport: item %d: payload of %d bytes, over %d", it.ID, len(it.Payload), uint32(math.MaxUint32))
+		}
+		b = binary.BigEndian.AppendUint64(b, it.ID)
+		b = binary.BigEndian.AppendUint32(b, it.Attempt)
+		b = append(b, it.Flags)
+		b = append(b, it.Token[:]...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(it.Payload)))
+		b = append(b, it.Payload...)
+	}
 	return append(b, e.Payload...), nil
 }
 
@@ -241,9 +295,10 @@ func (e *Envelope) MarshalBinary() ([]byte, error) {
 	return e.AppendBinary(make([]byte, 0, e.EncodedLen()))
 }
 
-// UnmarshalBinary decodes data into e. The payload is copied, so data may be
-// reused afterwards. A message of an unknown version or kind, or one that is
-// cut short, is an error and leaves e unchanged.
+// UnmarshalBinary decodes data into e. The payloads are copied (into one
+// allocation), so data may be reused afterwards. A message of an unknown
+// version or kind, or one that is cut short, is an error and leaves e
+// unchanged.
 func (e *Envelope) UnmarshalBinary(data []byte) error {
 	if len(data) < headerLen {
 		return fmt.Errorf("%w: %d bytes, want at least %d", ErrShortMessage, len(data), headerLen)
@@ -252,12 +307,42 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: %d, want %d", ErrVersion, data[0], Version)
 	}
 	kind := Kind(data[1])
-	if kind < 1 || kind > maxKind {
+	if !kind.valid() {
 		return fmt.Errorf("%w: %d", ErrUnknownKind, data[1])
 	}
-	n := int(binary.BigEndian.Uint16(data[44:46]))
+	m := uint64(binary.BigEndian.Uint32(data[44:48]))
+	n := int(binary.BigEndian.Uint16(data[48:50]))
 	if headerLen+n > len(data) {
 		return fmt.Errorf("%w: %d bytes at offset %d of %d", ErrTaskTypeLength, n, headerLen, len(data))
+	}
+	rest := data[headerLen+n:]
+	// Every item takes itemHeaderLen bytes at least, so m is bounded by
+	// the message's size before anything is allocated for it.
+	if m > uint64(len(rest)/itemHeaderLen) {
+		return fmt.Errorf("%w: %d items in %d bytes", ErrItems, m, len(rest))
+	}
+	var items []Item
+	if m > 0 {
+		items = make([]Item, m)
+	}
+	off := 0
+	for i := range items {
+		if len(rest)-off < itemHeaderLen {
+			return fmt.Errorf("%w: item %d of %d at offset %d", ErrItems, i+1, m, headerLen+n+off)
+		}
+		h := rest[off : off+itemHeaderLen]
+		p := int(binary.BigEndian.Uint32(h[29:33]))
+		off += itemHeaderLen
+		if p > len(rest)-off {
+			return fmt.Errorf("%w: item %d of %d has a payload of %d bytes, %d left", ErrItems, i+1, m, p, len(rest)-off)
+		}
+		items[i] = Item{
+			ID:      binary.BigEndian.Uint64(h[0:8]),
+			Attempt: binary.BigEndian.Uint32(h[8:12]),
+			Flags:   h[12],
+			Token:   Token(h[13:29]),
+		}
+		off += p
 	}
 	*e = Envelope{
 		Kind:     kind,
@@ -269,18 +354,92 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 		ItemID:   binary.BigEndian.Uint64(data[20:28]),
 		Token:    Token(data[28:44]),
 		TaskType: string(data[headerLen : headerLen+n]),
+		Items:    items,
 	}
-	if rest := data[headerLen+n:]; len(rest) > 0 {
-		e.Payload = append([]byte(nil), rest...)
+	if len(rest) == 0 {
+		return nil
+	}
+	// One copy holds every payload; each is cut from it with its capacity
+	// capped, so appending to one never writes over the next.
+	buf := append([]byte(nil), rest...)
+	off = 0
+	for i := range items {
+		p := int(binary.BigEndian.Uint32(buf[off+29 : off+33]))
+		off += itemHeaderLen
+		if p > 0 {
+			items[i].Payload = buf[off : off+p : off+p]
+		}
+		off += p
+	}
+	if off < len(buf) {
+		e.Payload = buf[off:len(buf):len(buf)]
 	}
 	return nil
 }
 
-// Clone returns a copy of e that shares no memory with it.
+// Clone returns a copy of e that shares no memory with it. The payloads
+// are copied into one allocation.
 func (e *Envelope) Clone() Envelope {
 	c := *e
+	if len(e.Items) == 0 {
+		if e.Payload != nil {
+			c.Payload = append([]byte(nil), e.Payload...)
+		}
+		return c
+	}
+	size := len(e.Payload)
+	for i := range e.Items {
+		size += len(e.Items[i].Payload)
+	}
+	buf := make([]byte, 0, size)
+	c.Items = make([]Item, len(e.Items))
+	for i, it := range e.Items {
+		if it.Payload != nil {
+			start := len(buf)
+			buf = append(buf, it.Payload...)
+			it.Payload = buf[start:len(buf):len(buf)]
+		}
+		c.Items[i] = it
+	}
 	if e.Payload != nil {
-		c.Payload = append([]byte(nil), e.Payload...)
+		start := len(buf)
+		buf = append(buf, e.Payload...)
+		c.Payload = buf[start:len(buf):len(buf)]
 	}
 	return c
+}
+
+// Split returns e as messages of at most limit encoded bytes each: e
+// itself when it fits, otherwise its items spread over several copies of
+// its header, in order. An item too large to travel even alone is an
+// error wrapping ErrTooLarge that names it, and nothing is returned.
+func (e *Envelope) Split(limit int) ([]Envelope, error) {
+	n := e.EncodedLen()
+	if n <= limit {
+		return []Envelope{*e}, nil
+	}
+	base := *e
+	base.Items = nil
+	fixed := base.EncodedLen()
+	if len(e.Items) == 0 || fixed > limit {
+		return nil, fmt.Errorf("%s of %d bytes: %w (%d bytes)", e.Kind, n, ErrTooLarge, limit)
+	}
+	var parts []Envelope
+	size, from := fixed, 0
+	for i := range e.Items {
+		it := itemHeaderLen + len(e.Items[i].Payload)
+		if fixed+it > limit {
+			return nil, fmt.Errorf("%s: item %d of %d bytes: %w (%d bytes)", e.Kind, e.Items[i].ID, fixed+it, ErrTooLarge, limit)
+		}
+		if size+it > limit {
+			part := base
+			part.Items = e.Items[from:i:i]
+			parts = append(parts, part)
+			size, from = fixed, i
+		}
+		size += it
+	}
+	part := base
+	part.Items = e.Items[from:]
+	return append(parts, part), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,84 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	assert.Equal(t, in, out)
 	b[len(b)-1] = 9
 	assert.Equal(t, byte(3), out.Payload[2], "decoded payload does not alias the input")
+}
+
+func TestEnvelopeItemsRoundTrip(t *testing.T) {
+	in := transport.Envelope{Kind: transport.KindResult, Run: 7, Count: 3, TaskType: "calc", Items: []transport.Item{
+		{ID: 1, Attempt: 1, Token: transport.Token{1, 2}, Payload: []byte{0xc0}},
+		{ID: 2, Attempt: 2, Flags: transport.FlagFailed | transport.FlagPermanent, Payload: []byte("boom")},
+		{ID: 1 << 50, Attempt: 1}, // no payload
+	}}
+	b, err := in.MarshalBinary()
+	require.NoError(t, err)
+	assert.Len(t, b, in.EncodedLen())
+	var out transport.Envelope
+	require.NoError(t, out.UnmarshalBinary(b))
+	assert.Equal(t, in, out)
+	out.Items[0].Payload = append(out.Items[0].Payload, 0xff)
+	assert.Equal(t, []byte("boom"), out.Items[1].Payload, "appending to one payload never writes over the next")
+	clear(b)
+	assert.Equal(t, []byte("boom"), out.Items[1].Payload, "decoded payloads do not alias the input")
+
+	c := in.Clone()
+	assert.Equal(t, in, c)
+	c.Items[1].Payload[0] = 'B'
+	c.Items[0].ID = 99
+	assert.Equal(t, []byte("boom"), in.Items[1].Payload, "a clone shares no payload")
+	assert.Equal(t, uint64(1), in.Items[0].ID, "a clone shares no items")
+}
+
+func TestEnvelopeRejectsMalformedItems(t *testing.T) {
+	good, err := (&transport.Envelope{Kind: transport.KindAck, Items: []transport.Item{{ID: 1, Attempt: 1, Payload: []byte("ok")}}}).MarshalBinary()
+	require.NoError(t, err)
+	mutate := func(f func([]byte) []byte) []byte { return f(append([]byte(nil), good...)) }
+	for name, data := range map[string][]byte{
+		"item cut short":       good[:len(good)-3],
+		"payload cut short":    good[:len(good)-1],
+		"more items than fit":  mutate(func(b []byte) []byte { b[47] = 2; return b }),
+		"billions of items":    mutate(func(b []byte) []byte { b[44] = 0xff; return b }),
+		"payload past the end": mutate(func(b []byte) []byte { b[len(b)-3] = 0x7f; return b }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var e transport.Envelope
+			assert.ErrorIs(t, e.UnmarshalBinary(data), transport.ErrItems)
+			assert.Equal(t, transport.Envelope{}, e)
+		})
+	}
+}
+
+func TestEnvelopeSplit(t *testing.T) {
+	items := make([]transport.Item, 10)
+	for i := range items {
+		items[i] = transport.Item{ID: uint64(i + 1), Attempt: 1, Payload: make([]byte, 100)}
+	}
+	env := transport.Envelope{Kind: transport.KindWork, Run: 5, Count: 3, TaskType: "calc", Items: items}
+	whole, err := env.Split(env.EncodedLen())
+	require.NoError(t, err)
+	require.Len(t, whole, 1, "a message within the limit stays whole")
+
+	fixed := (&transport.Envelope{Kind: transport.KindWork, TaskType: "calc"}).EncodedLen()
+	per := (&transport.Envelope{Kind: transport.KindWork, TaskType: "calc", Items: items[:1]}).EncodedLen() - fixed
+	limit := fixed + 2*per + per/2 // room for two items a message
+	parts, err := env.Split(limit)
+	require.NoError(t, err)
+	require.Len(t, parts, 5)
+	var ids []uint64
+	for _, p := range parts {
+		assert.LessOrEqual(t, p.EncodedLen(), limit)
+		assert.Equal(t, uint64(5), p.Run, "each part repeats the header")
+		assert.Equal(t, "calc", p.TaskType)
+		for _, it := range p.Items {
+			ids = append(ids, it.ID)
+		}
+	}
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, ids, "every item once, in order")
+
+	big := env
+	big.Items = append(slices.Clone(items[:2]), transport.Item{ID: 77, Payload: make([]byte, 1000)})
+	_, err = big.Split(limit)
+	assert.ErrorIs(t, err, transport.ErrTooLarge)
+	assert.ErrorContains(t, err, "item 77", "the error names the item too large to travel")
 }
 
 func TestEnvelopeRejectsMalformed(t *testing.T) {

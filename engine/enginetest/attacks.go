@@ -74,11 +74,11 @@ func testForgedResultsAreNeverHandled(t *testing.T, s Suite) {
 	var stolen transport.Token // a token seen on the wire would be for another item
 	stolen[0] = 0x5a
 	for id := uint64(1); id <= forged; id++ {
-		for _, env := range []transport.Envelope{
-			{Kind: transport.KindResult, TaskType: "calc", ItemID: id, Attempt: 1, Count: 3, Payload: bogus},
-			{Kind: transport.KindFailure, Flags: transport.FlagPermanent, TaskType: "calc", ItemID: id, Attempt: 1, Count: 3, Token: stolen, Payload: []byte("forged")},
+		for _, it := range []transport.Item{
+			{ID: id, Attempt: 1, Payload: bogus},
+			{ID: id, Attempt: 1, Flags: transport.FlagFailed | transport.FlagPermanent, Token: stolen, Payload: []byte("forged")},
 		} {
-			env.Run = in.run
+			env := transport.Envelope{Kind: transport.KindResult, TaskType: "calc", Run: in.run, Count: 3, Items: []transport.Item{it}}
 			require.NoError(t, in.coll.Send(ctx, env))
 		}
 	}
@@ -130,7 +130,7 @@ func hoard(ctx context.Context, t *testing.T, ep engine.Endpoints, taskType stri
 			env, err := c.Recv(rctx)
 			rcancel()
 			if err == nil && env.Kind == transport.KindWork {
-				h.works.Add(1)
+				h.works.Add(int64(len(env.Items)))
 			}
 			select {
 			case <-tick.C:

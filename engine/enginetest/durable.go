@@ -267,8 +267,7 @@ func testNewCollectorSkipsCompleteItems(t *testing.T, s Suite) {
 	run = next(transport.KindWelcome).Run
 	require.NoError(t, toDist.Send(ctx, transport.Envelope{Kind: transport.KindReady, Run: run, Count: 1}))
 	result := func(work transport.Envelope) transport.Envelope {
-		return transport.Envelope{Kind: transport.KindResult, Run: run, TaskType: work.TaskType, ItemID: work.ItemID,
-			Attempt: work.Attempt, Count: work.Count, Token: work.Token, Payload: work.Payload}
+		return transport.Envelope{Kind: transport.KindResult, Run: run, TaskType: work.TaskType, Count: work.Count, Items: work.Items}
 	}
 	w1 := next(transport.KindWork)
 	require.NoError(t, toColl.Send(ctx, result(w1)))

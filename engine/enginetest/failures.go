@@ -367,12 +367,12 @@ func testHostilePeerDoesNotStopTheRun(t *testing.T, s Suite) {
 	require.NoError(t, err)
 	defer bad.Close()
 	for _, env := range []transport.Envelope{
-		{Kind: transport.KindReady, Count: 1 << 30},                                   // credit without a hello
-		{Kind: transport.KindAck, TaskType: "calc", ItemID: 999},                      // ACK of no item
-		{Kind: transport.KindWork, TaskType: "calc", ItemID: 1},                       // a kind the distributor never receives
-		{Kind: transport.KindMetadata, Payload: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}}, // metadata not asked for, and malformed
-		{Kind: transport.KindHello, Role: transport.Role(77)},                         // an unknown role
-		{Kind: transport.KindBye, Payload: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}},      // a goodbye from a stranger, malformed
+		{Kind: transport.KindReady, Count: 1 << 30},                                    // credit without a hello
+		{Kind: transport.KindAck, Items: []transport.Item{{ID: 999, Attempt: 1}}},      // ACK of no item
+		{Kind: transport.KindWork, TaskType: "calc", Items: []transport.Item{{ID: 1}}}, // a kind the distributor never receives
+		{Kind: transport.KindMetadata, Payload: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}},  // metadata not asked for, and malformed
+		{Kind: transport.KindHello, Role: transport.Role(77)},                          // an unknown role
+		{Kind: transport.KindBye, Payload: []byte{0xdd, 0xff, 0xff, 0xff, 0xff}},       // a goodbye from a stranger, malformed
 	} {
 		require.NoError(t, bad.Send(ctx, env))
 	}

@@ -537,11 +537,11 @@ func mostInFlight(t *testing.T, s Suite, items int, work engine.HandlerFunc, opt
 
 func testShortItemsGrowTheWindow(t *testing.T, s Suite) {
 	// Items that take no time drain one spare item per goroutine, so the
-	// default window grows, within its bound of 64 spare items; a window
+	// default window grows, within its bound of 256 spare items; a window
 	// set by WithPrefetch never moves.
 	grown := mostInFlight(t, s, 500, echo)
 	assert.Greater(t, grown, 2, "the default window of 1 goroutine + 1 spare did not grow")
-	assert.LessOrEqual(t, grown, 1+64)
+	assert.LessOrEqual(t, grown, 1+256)
 	assert.Equal(t, 1, mostInFlight(t, s, 100, echo, engine.WithPrefetch(0)), "WithPrefetch(0) fixes the window at the goroutine")
 	assert.Equal(t, 2+3, mostInFlight(t, s, 300, echo, engine.WithConcurrency(2), engine.WithPrefetch(3)))
 }

@@ -42,32 +42,53 @@ import zmq
 import zmq.auth
 
 # The envelope: version, kind, role, flags, attempt, count, run id, item id,
-# token, task type length; then the task type and the payload. Big-endian.
-VERSION = 3
-HEADER = struct.Struct(">BBBBIIQQ16sH")
+# token, number of items, task type length; then the task type, the items
+# and the payload. Each item: id, attempt, flags, token, payload length,
+# payload. Big-endian.
+VERSION = 4
+HEADER = struct.Struct(">BBBBIIQQ16sIH")
+ITEM = struct.Struct(">QIB16sI")
 NO_TOKEN = bytes(16)
-(HELLO, WELCOME, READY, WORK, RESULT, FAILURE, ACK, METADATA, HEARTBEAT,
- END, BYE, REJECT) = range(1, 13)
+HELLO, WELCOME, READY, WORK, RESULT = 1, 2, 3, 4, 5
+ACK, METADATA, HEARTBEAT, END, BYE, REJECT, DONE = 7, 8, 9, 10, 11, 12, 13
+KINDS = {HELLO, WELCOME, READY, WORK, RESULT, ACK, METADATA, HEARTBEAT, END, BYE, REJECT, DONE}
 ROLE_WORKER = 1
 REJECT_GONE = 4
+FLAG_FAILED = 1 << 0
 FLAG_PERMANENT = 1 << 3
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_STOPPED = 0, 1, 3, 130
 
 
-def encode(kind, role=0, flags=0, attempt=0, count=0, run=0, item=0, token=NO_TOKEN, task_type=b"", payload=b""):
-    return HEADER.pack(VERSION, kind, role, flags, attempt, count, run, item, token, len(task_type)) + task_type + payload
+def encode(kind, role=0, flags=0, attempt=0, count=0, run=0, item=0, token=NO_TOKEN, task_type=b"", items=(), payload=b""):
+    """items: (id, attempt, flags, token, payload) tuples."""
+    parts = [HEADER.pack(VERSION, kind, role, flags, attempt, count, run, item, token, len(items), len(task_type)), task_type]
+    for i_id, i_attempt, i_flags, i_token, i_payload in items:
+        parts += [ITEM.pack(i_id, i_attempt, i_flags, i_token, len(i_payload)), i_payload]
+    parts.append(payload)
+    return b"".join(parts)
 
 
 def decode(frame):
     """Returns the envelope as a dict, or None for a frame to drop."""
     if len(frame) < HEADER.size:
         return None
-    version, kind, role, flags, attempt, count, run, item, token, n = HEADER.unpack_from(frame)
-    if version != VERSION or not HELLO <= kind <= REJECT or len(frame) < HEADER.size + n:
+    version, kind, role, flags, attempt, count, run, item, token, m, n = HEADER.unpack_from(frame)
+    if version != VERSION or kind not in KINDS or len(frame) < HEADER.size + n:
         return None
+    off = HEADER.size + n
+    items = []
+    for _ in range(m):
+        if len(frame) < off + ITEM.size:
+            return None
+        i_id, i_attempt, i_flags, i_token, p = ITEM.unpack_from(frame, off)
+        off += ITEM.size
+        if len(frame) < off + p:
+            return None
+        items.append({"id": i_id, "attempt": i_attempt, "flags": i_flags, "token": i_token, "payload": frame[off:off + p]})
+        off += p
     return {"kind": kind, "role": role, "flags": flags, "attempt": attempt, "count": count, "run": run, "item": item,
-            "token": token, "task_type": frame[HEADER.size:HEADER.size + n], "payload": frame[HEADER.size + n:]}
+            "token": token, "task_type": frame[HEADER.size:HEADER.size + n], "items": items, "payload": frame[off:]}
 
 
 class Permanent(Exception):
@@ -105,17 +126,17 @@ class Worker:
         self.coll = self.ctx.socket(zmq.DEALER)
         for s in (self.dist, self.coll):
             s.setsockopt(zmq.LINGER, 1000)
+            # A routing id of our own, as PROTOCOL.md requires: 16 random
+            # bytes, the first not zero.
+            rid = bytearray(os.urandom(16))
+            rid[0] |= 0x80
+            s.setsockopt(zmq.ROUTING_ID, bytes(rid))
         if args.key:
             # CURVE: this worker's key pair, and each server's public key.
             public, secret = zmq.auth.load_certificate(args.key)
             for s, server in ((self.dist, args.distributor_key), (self.coll, args.collector_key)):
                 s.curve_publickey, s.curve_secretkey = public, secret
                 s.curve_serverkey = zmq.auth.load_certificate(server)[0]
-            # A routing id of our own, as PROTOCOL.md requires: 16 random
-            # bytes, the first not zero.
-            rid = bytearray(os.urandom(16))
-            rid[0] |= 0x80
-            s.setsockopt(zmq.ROUTING_ID, bytes(rid))
         # The collector first, as the Go worker does; no handshake there.
         self.coll.connect(args.collector)
         self.dist.connect(args.distributor)
@@ -215,21 +236,25 @@ class Worker:
                 return EXIT_FAILED
 
     def execute(self, env):
-        # A result repeats the work's run, task type, item id, attempt,
-        # count (the attempt limit) and token: without the token the
-        # collector drops it.
-        reply = {k: env[k] for k in ("run", "task_type", "item", "attempt", "count", "token")}
-        started = time.monotonic()
-        try:
-            out = work(env["task_type"].decode(), msgpack.unpackb(env["payload"], raw=False), self.metadata)
-            if self.deadline and time.monotonic() - started > self.deadline:
-                raise TimeoutError("the attempt ran past its deadline of %.3f s" % self.deadline)
-            self.coll.send(encode(RESULT, payload=msgpack.packb(out, use_bin_type=True), **reply))
-        except Exception as e:  # the item fails, the worker goes on
-            flags = FLAG_PERMANENT if isinstance(e, Permanent) else 0
-            self.coll.send(encode(FAILURE, flags=flags, payload=str(e).encode(), **reply))
-        self.handled += 1
-        self.finished += 1
+        """Executes the items of a work message, sending each outcome as
+        soon as it has it: a result of one item, which repeats the work's
+        run, task type and count (the attempt limit) and the item's id,
+        attempt and token (without the token the collector drops it)."""
+        for it in env["items"]:
+            started = time.monotonic()
+            flags = 0
+            try:
+                out = work(env["task_type"].decode(), msgpack.unpackb(it["payload"], raw=False), self.metadata)
+                if self.deadline and time.monotonic() - started > self.deadline:
+                    raise TimeoutError("the attempt ran past its deadline of %.3f s" % self.deadline)
+                payload = msgpack.packb(out, use_bin_type=True)
+            except Exception as e:  # the item fails, the worker goes on
+                flags = FLAG_FAILED | (FLAG_PERMANENT if isinstance(e, Permanent) else 0)
+                payload = str(e).encode()
+            self.coll.send(encode(RESULT, run=env["run"], task_type=env["task_type"], count=env["count"],
+                                  items=[(it["id"], it["attempt"], flags, it["token"], payload)]))
+            self.handled += 1
+            self.finished += 1
 
     def ended(self, env):
         if env["payload"]:
@@ -255,7 +280,7 @@ class Worker:
                 if env is None or env["kind"] == BYE:
                     break
                 if env["kind"] == WORK:
-                    unfinished.append(env["item"])
+                    unfinished += [it["id"] for it in env["items"]]
                 elif env["kind"] == END and env["payload"]:
                     return
             if not unfinished:
@@ -298,7 +323,7 @@ def main():
         while w.dist.poll(0):
             env = decode(w.dist.recv())
             if env is not None and env["kind"] == WORK:
-                pending.append(env["item"])
+                pending += [it["id"] for it in env["items"]]
         w.goodbye(pending)
         code = EXIT_STOPPED
     print("handled %d items" % w.handled, flush=True)

@@ -208,9 +208,8 @@ func TestAttacks(t *testing.T) {
 				}
 				for ctx.Err() == nil {
 					for id := uint64(1); id <= faultItems; id++ {
-						for attempt := uint32(1); attempt <= 3; attempt++ {
-							in.send(transport.Envelope{Kind: transport.KindAck, Run: run, TaskType: "C", ItemID: id, Attempt: attempt})
-						}
+						acks := []transport.Item{{ID: id, Attempt: 1}, {ID: id, Attempt: 2}, {ID: id, Attempt: 3}}
+						in.send(transport.Envelope{Kind: transport.KindAck, Run: run, Items: acks})
 					}
 					time.Sleep(time.Millisecond) // a flood, not a busy loop in the test
 				}
@@ -246,8 +245,10 @@ func TestAttacks(t *testing.T) {
 				for id := uint64(1); id <= 2*faultItems; id++ {
 					var tok transport.Token
 					_, _ = rand.Read(tok[:])
-					out.send(transport.Envelope{Kind: transport.KindResult, Run: run, TaskType: "C", ItemID: id, Attempt: 1, Count: 3, Token: tok, Payload: []byte{0xc0}})
-					out.send(transport.Envelope{Kind: transport.KindFailure, Run: run, TaskType: "C", ItemID: id, Attempt: 3, Count: 3, Flags: transport.FlagPermanent, Payload: []byte("forged")})
+					out.send(transport.Envelope{Kind: transport.KindResult, Run: run, TaskType: "C", Count: 3, Items: []transport.Item{
+						{ID: id, Attempt: 1, Token: tok, Payload: []byte{0xc0}},
+						{ID: id, Attempt: 3, Flags: transport.FlagFailed | transport.FlagPermanent, Payload: []byte("forged")},
+					}})
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -449,7 +450,7 @@ func TestAttacks(t *testing.T) {
 			run := in.join(ctx, 0)
 			for ctx.Err() == nil {
 				for id := uint64(1); id <= faultItems; id++ {
-					in.send(transport.Envelope{Kind: transport.KindAck, Run: run, TaskType: "C", ItemID: id, Attempt: 1})
+					in.send(transport.Envelope{Kind: transport.KindAck, Run: run, Items: []transport.Item{{ID: id, Attempt: 1}}})
 				}
 				time.Sleep(time.Millisecond)
 			}

@@ -73,6 +73,7 @@ func Run(t *testing.T, s Suite) {
 		{"SendWithDoneContextNeverWaits", testSendWithDoneContextNeverWaits},
 		{"LargeMessage", testLargeMessage},
 		{"OversizeIsRefused", testOversizeIsRefused},
+		{"LargeBatchIsSplit", testLargeBatchIsSplit},
 		{"StatsCountPeers", testStatsCountPeers},
 	}
 	for _, tt := range tests {
@@ -493,6 +494,55 @@ func testOversizeIsRefused(t *testing.T, s Suite) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), back.ItemID)
 	assert.Zero(t, transport.StatsOf(l).TotalDropped(), "nothing oversize was sent, so nothing was dropped")
+}
+
+// testLargeBatchIsSplit: a batch larger than the size limit arrives as
+// several messages, with every item once and in order, both ways; a batch
+// with an item too large to travel alone is refused whole.
+func testLargeBatchIsSplit(t *testing.T, s Suite) {
+	limit := s.Features.MaxMessageSize
+	if limit == 0 {
+		t.Skip("the transport has no message size limit (Features.MaxMessageSize is 0)")
+	}
+	ctx := testCtx(t)
+	l := s.listen(t, ctx)
+	c := s.dial(t, ctx, l.Addr())
+	const n = 10
+	batch := transport.Envelope{Kind: transport.KindResult, TaskType: "t", Run: 3}
+	for i := range n {
+		batch.Items = append(batch.Items, transport.Item{ID: uint64(i + 1), Attempt: 1, Payload: bytes.Repeat([]byte{byte(i)}, limit/4)})
+	}
+	received := func(recv func() (transport.Envelope, error)) {
+		t.Helper()
+		var next uint64 = 1
+		for next <= n {
+			env, err := recv()
+			require.NoError(t, err)
+			require.Equal(t, uint64(3), env.Run, "every part repeats the header")
+			for _, it := range env.Items {
+				require.Equal(t, next, it.ID, "items in order, each once")
+				require.True(t, bytes.Equal(batch.Items[it.ID-1].Payload, it.Payload), "item %d arrives whole", it.ID)
+				next++
+			}
+		}
+	}
+	require.NoError(t, c.Send(ctx, batch))
+	var from transport.PeerID
+	received(func() (transport.Envelope, error) {
+		f, env, err := l.Recv(ctx)
+		from = f
+		return env, err
+	})
+	require.NoError(t, l.Send(ctx, from, batch))
+	received(func() (transport.Envelope, error) { return c.Recv(ctx) })
+
+	tooBig := batch
+	tooBig.Items = []transport.Item{{ID: 1}, {ID: 2, Payload: make([]byte, limit)}}
+	require.ErrorIs(t, c.Send(ctx, tooBig), transport.ErrTooLarge)
+	require.NoError(t, c.Send(ctx, work(9)))
+	_, env, err := l.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(9), env.ItemID, "nothing of the refused batch was sent")
 }
 
 func testStatsCountPeers(t *testing.T, s Suite) {

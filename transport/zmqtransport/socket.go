@@ -42,9 +42,12 @@ const (
 	reconnectMax = 250 * time.Millisecond
 )
 
+// outMsg is what one Send queued: one message, or (a batch split to fit
+// the size limit) several, which go out together and in order.
 type outMsg struct {
-	to   []byte // ROUTER only: the peer's routing id
-	data []byte
+	to   []byte   // ROUTER only: the peer's routing id
+	data []byte   // the first message
+	more [][]byte // the rest, if the envelope was split
 }
 
 type inMsg struct {
@@ -563,7 +566,6 @@ func (p *pipe) wake() {
 
 // flushOut sends what callers queued, until libzmq would block.
 func (p *pipe) flushOut() {
-	sock := p.sock
 	for {
 		var m outMsg
 		if p.heldOut != nil {
@@ -575,30 +577,46 @@ func (p *pipe) flushOut() {
 				return
 			}
 		}
-		var err error
-		if p.kind == zmq.ROUTER {
-			_, err = sock.SendMessageDontwait(m.to, m.data)
-		} else {
-			_, err = sock.SendBytes(m.data, zmq.DONTWAIT)
-		}
-		switch {
-		case err == nil:
-		case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) && p.kind == zmq.ROUTER:
-			// That peer's queue is full: it stopped reading. Holding
-			// the message would hold up every other peer.
-			p.drop(transport.DropPeerFull, fmt.Errorf("peer %x: %d messages queued", m.to, p.opts.SendQueue))
-		case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN):
-			p.heldOut = &m
-			return
-		case zmq.AsErrno(err) == zmq.EHOSTUNREACH:
-			if _, ok := p.known.LoadAndDelete(string(m.to)); ok {
-				p.peers.Add(-1)
+		for {
+			if !p.sendOne(&m) {
+				p.heldOut = &m
+				return
 			}
-			p.drop(transport.DropPeerGone, err)
-		default:
-			p.drop(transport.DropSendFailed, err)
+			if len(m.more) == 0 {
+				break
+			}
+			m.data, m.more = m.more[0], m.more[1:]
 		}
 	}
+}
+
+// sendOne hands m's first message to libzmq. It reports false when a
+// DEALER must try it again later; every other failure is counted and the
+// message dropped.
+func (p *pipe) sendOne(m *outMsg) bool {
+	var err error
+	if p.kind == zmq.ROUTER {
+		_, err = p.sock.SendMessageDontwait(m.to, m.data)
+	} else {
+		_, err = p.sock.SendBytes(m.data, zmq.DONTWAIT)
+	}
+	switch {
+	case err == nil:
+	case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) && p.kind == zmq.ROUTER:
+		// That peer's queue is full: it stopped reading. Holding
+		// the message would hold up every other peer.
+		p.drop(transport.DropPeerFull, fmt.Errorf("peer %x: %d messages queued", m.to, p.opts.SendQueue))
+	case zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN):
+		return false
+	case zmq.AsErrno(err) == zmq.EHOSTUNREACH:
+		if _, ok := p.known.LoadAndDelete(string(m.to)); ok {
+			p.peers.Add(-1)
+		}
+		p.drop(transport.DropPeerGone, err)
+	default:
+		p.drop(transport.DropSendFailed, err)
+	}
+	return true
 }
 
 // readIn moves received messages into the inbox while it has room.
@@ -719,13 +737,33 @@ func (p *pipe) drop(reason transport.DropReason, err error) {
 	p.drops.Drop(p.log, reason, "message dropped", "err", err)
 }
 
-// fits returns transport.ErrTooLarge, wrapped, if env is over the size
-// limit.
-func (p *pipe) fits(env *transport.Envelope) error {
-	if n := env.EncodedLen(); n > p.opts.MaxMessageSize {
-		return fmt.Errorf("zmqtransport %q: %s of %d bytes: %w (%d bytes)", p.endpoint, env.Kind, n, transport.ErrTooLarge, p.opts.MaxMessageSize)
+// encode returns env as the messages it goes out as: one, or several when
+// its items make it larger than the size limit (see Envelope.Split). An
+// item too large to travel alone is an error wrapping
+// transport.ErrTooLarge, and nothing is sent.
+func (p *pipe) encode(to []byte, env *transport.Envelope) (outMsg, error) {
+	m := outMsg{to: to}
+	if env.EncodedLen() <= p.opts.MaxMessageSize {
+		data, err := env.MarshalBinary()
+		m.data = data
+		return m, err
 	}
-	return nil
+	parts, err := env.Split(p.opts.MaxMessageSize)
+	if err != nil {
+		return m, fmt.Errorf("zmqtransport %q: %w", p.endpoint, err)
+	}
+	for i := range parts {
+		data, err := parts[i].MarshalBinary()
+		if err != nil {
+			return m, err
+		}
+		if i == 0 {
+			m.data = data
+		} else {
+			m.more = append(m.more, data)
+		}
+	}
+	return m, nil
 }
 
 func (p *pipe) send(ctx context.Context, m outMsg) error {
@@ -877,14 +915,11 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	if _, ok := l.p.known.Load(string(to)); !ok {
 		return fmt.Errorf("zmqtransport %q: send to %x: %w", l.p.endpoint, string(to), transport.ErrUnknownPeer)
 	}
-	if err := l.p.fits(&env); err != nil {
-		return err
-	}
-	data, err := env.MarshalBinary()
+	m, err := l.p.encode([]byte(to), &env)
 	if err != nil {
 		return err
 	}
-	return l.p.send(ctx, outMsg{to: []byte(to), data: data})
+	return l.p.send(ctx, m)
 }
 
 // Addr returns the bound endpoint, as libzmq reports it.
@@ -916,14 +951,11 @@ func (l *listener) Authorize(principal string, role transport.Role, taskType str
 type conn struct{ p *pipe }
 
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
-	if err := c.p.fits(&env); err != nil {
-		return err
-	}
-	data, err := env.MarshalBinary()
+	m, err := c.p.encode(nil, &env)
 	if err != nil {
 		return err
 	}
-	return c.p.send(ctx, outMsg{data: data})
+	return c.p.send(ctx, m)
 }
 
 func (c *conn) Recv(ctx context.Context) (transport.Envelope, error) {

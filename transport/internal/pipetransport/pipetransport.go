@@ -260,19 +260,27 @@ func (e *end) close() {
 // errBroken: the pipe under an end broke.
 var errBroken = errors.New("pipetransport: pipe broken")
 
-// fits returns transport.ErrTooLarge, wrapped, if env is over the size
-// limit.
-func (t *Transport) fits(env *transport.Envelope) error {
-	if n := env.EncodedLen(); n > t.max {
-		return fmt.Errorf("pipetransport: %s of %d bytes: %w (%d bytes)", env.Kind, n, transport.ErrTooLarge, t.max)
+// frames returns env as length-prefixed frames, written together: one, or
+// several when its items make it larger than the size limit (see
+// Envelope.Split). An item too large to travel alone is an error wrapping
+// transport.ErrTooLarge.
+func (t *Transport) frames(env *transport.Envelope) ([]byte, error) {
+	parts, err := env.Split(t.max)
+	if err != nil {
+		return nil, fmt.Errorf("pipetransport: %w", err)
 	}
-	return nil
-}
-
-func frame(env transport.Envelope) ([]byte, error) {
-	b := make([]byte, 4, 4+env.EncodedLen())
-	binary.BigEndian.PutUint32(b, uint32(env.EncodedLen()))
-	return env.AppendBinary(b)
+	size := 0
+	for i := range parts {
+		size += 4 + parts[i].EncodedLen()
+	}
+	b := make([]byte, 0, size)
+	for i := range parts {
+		b = binary.BigEndian.AppendUint32(b, uint32(parts[i].EncodedLen()))
+		if b, err = parts[i].AppendBinary(b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // counters are what a Listener or Conn dropped.
@@ -408,10 +416,7 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	if e == nil {
 		return fmt.Errorf("pipetransport %q: send to %s: %w", l.ep, to, transport.ErrUnknownPeer)
 	}
-	if err := l.t.fits(&env); err != nil {
-		return err
-	}
-	b, err := frame(env)
+	b, err := l.t.frames(&env)
 	if err != nil {
 		return err
 	}
@@ -527,10 +532,7 @@ func (c *conn) lost(e *end) {
 
 // Send waits for a listener, then queues the frame on the current pipe.
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
-	if err := c.t.fits(&env); err != nil {
-		return err
-	}
-	b, err := frame(env)
+	b, err := c.t.frames(&env)
 	if err != nil {
 		return err
 	}
