@@ -252,11 +252,10 @@ type stopwatch struct {
 }
 
 func (s *stopwatch) HandleResult(context.Context, *engine.Result) (any, error) {
-	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.n == 0 {
-		s.first = now
+		s.first = time.Now()
 	}
 	s.n++
 	return nil, nil

@@ -179,6 +179,7 @@ type distRun struct {
 
 	// Scratch space of dispatch and onAcks, reused from call to call.
 	handouts []handout
+	payloads slab // where produced items are encoded
 	touched  []*taskState
 
 	delayed  retryHeap // failed attempts waiting out their backoff
@@ -229,6 +230,7 @@ func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, e
 		bye:          make(map[transport.PeerID]bool),
 		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
 		dur:          dur,
+		payloads:     slab{codec: d.s.codec},
 	}
 	if dur != nil && dur.begun {
 		r.runID, r.tokenKey, r.signer = dur.run, dur.key, newTokenSigner(dur.key)

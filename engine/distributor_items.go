@@ -171,7 +171,7 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 	default:
 		return nil, fmt.Errorf("task %q: next item: %w", ts.spec.Type, err)
 	}
-	payload, err := r.d.s.codec.Marshal(item.Payload)
+	payload, err := r.payloads.encode(item.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("task %q: encode item payload with %s: %w", ts.spec.Type, r.d.s.codec.Name(), err)
 	}

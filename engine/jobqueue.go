@@ -39,15 +39,20 @@ func (q *jobQueue) push(jobs ...*Job) {
 	}
 }
 
-// tryPop takes the oldest job if there is one, without waiting.
-func (q *jobQueue) tryPop() (*Job, bool) {
+// takeShare appends to dst, without waiting, the oldest jobs: a share
+// of those queued for one of takers goroutines, at most maxTake.
+func (q *jobQueue) takeShare(dst []*Job, takers int) []*Job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.q.len() == 0 {
-		return nil, false
+	n := min(max(q.q.len()/takers, 1), q.q.len(), maxTake)
+	for range n {
+		dst = append(dst, q.q.pop())
 	}
-	return q.q.pop(), true
+	return dst
 }
+
+// maxTake bounds the jobs a goroutine takes from the queue at once.
+const maxTake = 32
 
 // pop takes the oldest job, waiting for one; ok is false once the queue
 // is closed and empty.

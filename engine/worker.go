@@ -223,6 +223,8 @@ type workerRun struct {
 
 	finished atomic.Int64 // items finished in this run: the heartbeats' progress
 
+	spare chan []outcome // outcome slices the reporter is done with
+
 	growMu    sync.Mutex   // serialises grow
 	window    atomic.Int64 // credits announced: goroutines plus prefetch
 	maxWindow int
@@ -261,6 +263,7 @@ func (r *workerRun) run(ctx context.Context) error {
 	// returns, the next one starts without waiting for the send. When the
 	// reporter falls behind, executors wait for it.
 	finished := make(chan []outcome, w.s.concurrency)
+	r.spare = make(chan []outcome, w.s.concurrency+1)
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
@@ -392,7 +395,7 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 		var v any
 		err := protect(func() (err error) { v, err = w.s.prepare(ctx, job); return err })
 		if err != nil {
-			if err := r.finish(ctx, []outcome{{job: job, err: fmt.Errorf("prepare hook: %w", err)}}); err != nil {
+			if err := r.finish(ctx, []outcome{{job: job, err: fmt.Errorf("prepare hook: %w", err)}}, nil); err != nil {
 				return err
 			}
 			continue
@@ -428,13 +431,15 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 	flush := func() {
 		if len(pending) > 0 {
 			finished <- pending
-			pending = nil
+			pending = r.outcomes()
 		}
 	}
+	pending = r.outcomes()
 	defer flush()
 	afterItem := false
+	var mine fifo[*Job]
 	for {
-		job, ok, starved := r.next(jobs, afterItem, flush)
+		job, ok, starved := r.next(jobs, &mine, afterItem, flush)
 		if !ok {
 			return
 		}
@@ -486,13 +491,18 @@ func (r *workerRun) flushAt() int {
 	return min(max(int(r.window.Load())/4, 1), maxResultBatch)
 }
 
-// next takes the next job; before it waits for one, it calls idle.
+// next takes the next job: from mine, the goroutine's share of the queue,
+// which it refills with a share of what is queued (taking items a few at a
+// time costs less than one by one); before it waits for one, it calls idle.
 // starved reports that a goroutine which had just finished an item found
 // none waiting and the next came soon after: the window is too small for
 // items this short.
-func (r *workerRun) next(jobs *jobQueue, afterItem bool, idle func()) (job *Job, ok, starved bool) {
-	if job, ok = jobs.tryPop(); ok {
-		return job, true, false
+func (r *workerRun) next(jobs *jobQueue, mine *fifo[*Job], afterItem bool, idle func()) (job *Job, ok, starved bool) {
+	if mine.len() == 0 {
+		mine.items = jobs.takeShare(mine.items, r.w.s.concurrency)
+	}
+	if mine.len() > 0 {
+		return mine.pop(), true, false
 	}
 	idle()
 	if !afterItem || r.window.Load() >= int64(r.maxWindow) {
@@ -541,41 +551,80 @@ const (
 // first failure to send stops the run (the rest stay held and are handed
 // back on leaving).
 func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, finished <-chan []outcome) {
-	for batch := range finished {
+	var (
+		scratch encodeScratch
+		merged  []outcome
+		got     [][]outcome
+	)
+	for first := range finished {
+		merged, got = append(merged[:0], first...), append(got[:0], first)
 	gather:
-		for len(batch) < maxResultBatch {
+		for len(merged) < maxResultBatch {
 			select {
 			case more, ok := <-finished:
 				if !ok {
 					break gather
 				}
-				batch = append(batch, more...)
+				merged, got = append(merged, more...), append(got, more)
 			default:
 				break gather
 			}
 		}
-		if ctx.Err() != nil {
-			continue
+		if ctx.Err() == nil {
+			if err := r.finish(ctx, merged, &scratch); err != nil {
+				fail(err)
+			}
 		}
-		if err := r.finish(ctx, batch); err != nil {
-			fail(err)
+		clear(merged)
+		for _, o := range got {
+			r.recycle(o)
 		}
+		clear(got)
+	}
+}
+
+// outcomes returns an empty slice for an executing goroutine's outcomes:
+// one the reporter is done with, if there is one.
+func (r *workerRun) outcomes() []outcome {
+	select {
+	case o := <-r.spare:
+		return o
+	default:
+		return make([]outcome, 0, r.flushAt())
+	}
+}
+
+// recycle gives a slice of outcomes the reporter is done with back to the
+// executing goroutines.
+func (r *workerRun) recycle(o []outcome) {
+	clear(o)
+	select {
+	case r.spare <- o[:0]:
+	default:
 	}
 }
 
 // finish sends the outcomes of a batch of items (results or failures) to
 // the collector in one message. The distributor returns the credits when
-// the collector's ACKs reach it.
-func (r *workerRun) finish(ctx context.Context, batch []outcome) error {
-	w := r.w
+// the collector's ACKs reach it. scratch, when not nil, is memory the
+// message is encoded in and kept for the next call (the transport keeps
+// nothing of a message once Send returns).
+func (r *workerRun) finish(ctx context.Context, batch []outcome, scratch *encodeScratch) error {
+	if scratch == nil {
+		scratch = &encodeScratch{}
+	}
 	// The message repeats what the collector needs to tell attempts and
 	// runs apart (the run, the task type, each item and attempt, the
 	// attempt limit) and each item's token, which shows it was handed out.
 	job := batch[0].job
-	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, Count: job.limit, Items: make([]transport.Item, len(batch))}
-	for i, o := range batch {
-		env.Items[i] = r.outcomeItem(o)
+	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, Count: job.limit}
+	items, buf := scratch.items[:0], scratch.buf[:0]
+	for _, o := range batch {
+		var it transport.Item
+		it, buf = r.outcomeItem(o, buf)
+		items = append(items, it)
 	}
+	env.Items = items
 	err := r.coll.Send(ctx, env)
 	if errors.Is(err, transport.ErrTooLarge) {
 		// A result cannot travel: send them one by one, and each that is
@@ -587,6 +636,8 @@ func (r *workerRun) finish(ctx context.Context, batch []outcome) error {
 			}
 		}
 	}
+	clear(items)
+	scratch.items, scratch.buf = items[:0], buf[:0]
 	if err != nil {
 		return fmt.Errorf("send the results of %d items: %w", len(batch), err)
 	}
@@ -595,22 +646,32 @@ func (r *workerRun) finish(ctx context.Context, batch []outcome) error {
 		delete(r.held, o.job.ItemID)
 	}
 	r.mu.Unlock()
-	w.executed.Add(int64(len(batch)))
+	r.w.executed.Add(int64(len(batch)))
 	r.finished.Add(int64(len(batch)))
 	return nil
 }
 
-// outcomeItem encodes an outcome as the item of a result message.
-func (r *workerRun) outcomeItem(o outcome) transport.Item {
+// encodeScratch is memory a goroutine encodes its messages in, again and
+// again.
+type encodeScratch struct {
+	items []transport.Item
+	buf   []byte
+}
+
+// outcomeItem encodes an outcome as the item of a result message; its
+// payload is appended to buf.
+func (r *workerRun) outcomeItem(o outcome, buf []byte) (transport.Item, []byte) {
 	w := r.w
 	it := transport.Item{ID: o.job.ItemID, Attempt: uint32(o.job.Attempt), Token: o.job.token}
 	herr := o.err
 	if herr == nil {
-		b, err := w.s.codec.Marshal(o.out)
+		start := len(buf)
+		b, err := transport.AppendMarshal(w.s.codec, buf, o.out)
 		if err != nil {
 			herr = fmt.Errorf("encode result with %s: %w", w.s.codec.Name(), err)
 		} else {
-			it.Payload = b
+			buf = b
+			it.Payload = buf[start:len(buf):len(buf)]
 		}
 	}
 	if herr != nil {
@@ -621,7 +682,7 @@ func (r *workerRun) outcomeItem(o outcome) transport.Item {
 		}
 		w.log.Debug("item failed", "item", o.job.ItemID, "err", herr)
 	}
-	return it
+	return it, buf
 }
 
 // sendOne sends one item of a result message on its own; a result too

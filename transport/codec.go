@@ -20,6 +20,29 @@ type Codec interface {
 	Name() string
 }
 
+// AppendCodec is a Codec that can also encode into a buffer the caller
+// owns, so that a batch of values costs one allocation rather than one
+// each. The engine uses it when its codec has it (see AppendMarshal).
+type AppendCodec interface {
+	Codec
+	// AppendMarshal appends the encoding of v to b and returns the
+	// extended buffer, as Marshal would encode it.
+	AppendMarshal(b []byte, v any) ([]byte, error)
+}
+
+// AppendMarshal appends the encoding of v to b with c: with its
+// AppendMarshal when c is an AppendCodec, and with Marshal otherwise.
+func AppendMarshal(c Codec, b []byte, v any) ([]byte, error) {
+	if a, ok := c.(AppendCodec); ok {
+		return a.AppendMarshal(b, v)
+	}
+	m, err := c.Marshal(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, m...), nil
+}
+
 // Msgpack is the default Codec, MessagePack as in the original library;
 // the zero value is ready to use.
 // Unmarshal first checks that every length in the input fits the input
@@ -31,7 +54,7 @@ type Codec interface {
 // same whatever width the sender used.
 type Msgpack struct{}
 
-var _ Codec = Msgpack{}
+var _ AppendCodec = Msgpack{}
 
 var msgpackDecoders = sync.Pool{New: func() any {
 	return msgpack.NewDecoder(nil)
@@ -48,6 +71,40 @@ var msgpackEncoders = sync.Pool{New: func() any {
 type pooledEncoder struct {
 	buf bytes.Buffer
 	enc *msgpack.Encoder
+}
+
+// appendWriter is an io.Writer that appends to a slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+var msgpackAppenders = sync.Pool{New: func() any {
+	e := &pooledAppender{}
+	e.enc = msgpack.NewEncoder(&e.w)
+	return e
+}}
+
+type pooledAppender struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+// AppendMarshal appends the encoding of v to b.
+func (Msgpack) AppendMarshal(b []byte, v any) ([]byte, error) {
+	if v == nil {
+		return append(b, 0xc0), nil // nil, the value of most results
+	}
+	e := msgpackAppenders.Get().(*pooledAppender)
+	e.w.b = b
+	e.enc.Reset(&e.w)
+	err := e.enc.Encode(v)
+	b = e.w.b
+	e.w.b = nil
+	msgpackAppenders.Put(e)
+	return b, err
 }
 
 // Marshal encodes v.

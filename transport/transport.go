@@ -55,7 +55,8 @@ type Listener interface {
 	// has departed. With a ctx that is already done, Send never waits: it
 	// queues env if it can at once and otherwise returns ctx.Err() having
 	// sent nothing, so a caller can try a send and keep the message for
-	// later. Send does not keep env.Payload after it returns.
+	// later. Send keeps neither env.Payload nor env.Items (nor their
+	// payloads) after it returns.
 	Send(ctx context.Context, to PeerID, env Envelope) error
 	// Addr returns the endpoint the Listener is bound to, with what the
 	// transport chose filled in: a tcp port asked for as 0 is the port
@@ -74,7 +75,8 @@ type Conn interface {
 	// Send queues env for the listener. It blocks while the buffer is
 	// full, or (depending on the transport) until the listener exists;
 	// with a ctx that is already done it never waits, as Listener.Send.
-	// Send does not keep env.Payload after it returns.
+	// Send keeps neither env.Payload nor env.Items (nor their payloads)
+	// after it returns.
 	Send(ctx context.Context, env Envelope) error
 	// Recv blocks until a message from the listener arrives, ctx ends or the
 	// Conn is closed (ErrClosed).
@@ -115,8 +117,8 @@ type Conn interface {
 //     Listener or Conn: a malformed frame, an unknown version or kind, a
 //     message over the transport's size limit. A transport with a size
 //     limit refuses to send a message over it (ErrTooLarge).
-//   - Copies: Send never keeps the caller's payload, and what Recv returns
-//     is the caller's to keep.
+//   - Copies: Send never keeps the caller's payloads or items, and what
+//     Recv returns is the caller's to keep.
 //
 // A transport may implement EndpointChecker (to refuse bad addresses
 // before any I/O) and its Listeners and Conns may implement StatsReporter.

@@ -483,3 +483,25 @@ func TestMsgpackCheckAcceptsEveryEncodedKind(t *testing.T) {
 	out.T = out.T.UTC() // msgpack decodes times in the local zone
 	assert.Equal(t, in, out)
 }
+
+func TestMsgpackAppendMarshalMatchesMarshal(t *testing.T) {
+	for _, v := range []any{nil, 5, "x", map[string]any{"workload": 0.5}, []any{1, "a"}} {
+		want, err := transport.Msgpack{}.Marshal(v)
+		require.NoError(t, err)
+		got, err := transport.Msgpack{}.AppendMarshal([]byte{0xaa}, v)
+		require.NoError(t, err)
+		assert.Equal(t, append([]byte{0xaa}, want...), got, "%v", v)
+		got, err = transport.AppendMarshal(plainCodec{}, []byte{0xaa}, v)
+		require.NoError(t, err)
+		assert.Equal(t, append([]byte{0xaa}, want...), got, "%v through Marshal", v)
+	}
+	_, err := transport.Msgpack{}.AppendMarshal(nil, make(chan int))
+	assert.Error(t, err, "a value msgpack cannot encode")
+}
+
+// plainCodec is a Codec without AppendMarshal.
+type plainCodec struct{}
+
+func (plainCodec) Marshal(v any) ([]byte, error)      { return transport.Msgpack{}.Marshal(v) }
+func (plainCodec) Unmarshal(data []byte, v any) error { return transport.Msgpack{}.Unmarshal(data, v) }
+func (plainCodec) Name() string                       { return "plain" }
