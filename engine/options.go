@@ -223,15 +223,21 @@ func newMetadataSettings(opts []MetadataOption) (*commonSettings, error) {
 // Items shorter than a round trip drain such a window, so with the default
 // the window grows: each time a goroutine that finished an item finds none
 // waiting and the next one comes soon after (within 50 ms), the worker
-// doubles its prefetch, up to 256 items. Items longer than the round trip
-// never wait and keep the window at its start; items that short cost
-// little unfairness at the end of a run however many a worker holds.
+// doubles its prefetch, up to 1024 items, and while the items it holds
+// take less than 16 MiB. Items longer than the round trip never wait and
+// keep the window at its start; items that short cost little unfairness
+// at the end of a run however many a worker holds.
 const DefaultPrefetch = -1
 
 // maxAutoPrefetch bounds how far the default window grows (see
 // DefaultPrefetch); a worker with more goroutines than this starts, and
-// stays, at one per goroutine.
-const maxAutoPrefetch = 256
+// stays, at one per goroutine. A window of 1024 covers the round trip of
+// items that take microseconds across processes.
+const maxAutoPrefetch = 1024
+
+// maxAutoPrefetchBytes stops the default window growing while the
+// payloads a worker holds take this much memory.
+const maxAutoPrefetchBytes = 16 << 20
 
 // starvedWithin is the longest wait for an item that counts as the window
 // running dry rather than the distributor having nothing to hand out (a

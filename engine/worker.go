@@ -222,6 +222,9 @@ type workerRun struct {
 	held map[uint64]struct{} // received, not yet finished
 
 	finished atomic.Int64 // items finished in this run: the heartbeats' progress
+	// received counts the items received in this run, receivedBytes their
+	// payloads: what an item weighs, on average, when the window grows.
+	received, receivedBytes atomic.Int64
 
 	spare chan []outcome // outcome slices the reporter is done with
 
@@ -373,14 +376,18 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 	w := r.w
 	batch := make([]Job, len(env.Items)) // one allocation for the batch
 	queued := make([]*Job, 0, len(batch))
+	size := 0
 	r.mu.Lock()
 	for i := range env.Items {
 		it := &env.Items[i]
+		size += len(it.Payload)
 		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: w.s.codec,
 			run: env.Run, limit: env.Count, token: it.Token}
 		r.held[it.ID] = struct{}{}
 	}
 	r.mu.Unlock()
+	r.received.Add(int64(len(batch)))
+	r.receivedBytes.Add(int64(size))
 	for i := range batch {
 		job := &batch[i]
 		if debug {
@@ -488,7 +495,7 @@ func (r *workerRun) attempt(ctx context.Context, job *Job) (out any, err error) 
 // way at any time and the distributor, the worker and the collector work
 // at once rather than in turn.
 func (r *workerRun) flushAt() int {
-	return min(max(int(r.window.Load())/4, 1), maxResultBatch)
+	return min(max(int(r.window.Load())/8, 1), maxResultBatch)
 }
 
 // next takes the next job: from mine, the goroutine's share of the queue,
@@ -524,6 +531,9 @@ func (r *workerRun) grow(ctx context.Context) {
 		return
 	}
 	next := min(2*cur, r.maxWindow)
+	if items := r.received.Load(); items > 0 && int64(next)*(r.receivedBytes.Load()/items) > maxAutoPrefetchBytes {
+		return // a window of items this large would hold too much memory
+	}
 	if err := r.sess.send(ctx, transport.Envelope{Kind: transport.KindReady, Count: uint32(next - cur)}); err != nil {
 		return // the run is ending; the loop sees why
 	}

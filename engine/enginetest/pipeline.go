@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -537,13 +538,31 @@ func mostInFlight(t *testing.T, s Suite, items int, work engine.HandlerFunc, opt
 
 func testShortItemsGrowTheWindow(t *testing.T, s Suite) {
 	// Items that take no time drain one spare item per goroutine, so the
-	// default window grows, within its bound of 256 spare items; a window
+	// default window grows, within its bound of 1024 spare items; a window
 	// set by WithPrefetch never moves.
 	grown := mostInFlight(t, s, 500, echo)
 	assert.Greater(t, grown, 2, "the default window of 1 goroutine + 1 spare did not grow")
-	assert.LessOrEqual(t, grown, 1+256)
+	assert.LessOrEqual(t, grown, 1+1024)
 	assert.Equal(t, 1, mostInFlight(t, s, 100, echo, engine.WithPrefetch(0)), "WithPrefetch(0) fixes the window at the goroutine")
 	assert.Equal(t, 2+3, mostInFlight(t, s, 300, echo, engine.WithConcurrency(2), engine.WithPrefetch(3)))
+}
+
+func testLargeItemsBoundTheWindow(t *testing.T, s Suite) {
+	// Items of 1 MiB that take no time would grow the window to 1024
+	// items, a GiB; it stops where it would hold more than 16 MiB.
+	ep := s.NewEndpoints(t)
+	rec := newRecorder()
+	payload := strings.Repeat("x", 1<<20)
+	task := &inflight{Task: engine.Items(120, func(int) (any, error) { return payload, nil })}
+	acked := engine.AckHandlerFunc(func(ctx context.Context, ack *engine.Ack) error {
+		task.out--
+		return nil
+	})
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: task}}, engine.WithAckHandler(acked))
+	w := newWorker(t, ep, "calc", func(context.Context, *engine.Job) (any, error) { return nil, nil })
+	require.NoError(t, engine.RunAll(testCtx(t), d, w, rec.collector(t, ep)))
+	assert.Len(t, rec.seen["calc"], 120)
+	assert.LessOrEqual(t, task.most, 16, "at most 16 MiB of items held")
 }
 
 func testLongItemsKeepTheWindow(t *testing.T, s Suite) {

@@ -44,6 +44,7 @@ func Run(t *testing.T, s Suite) {
 		{"SingleWorkerCollectsEveryItemOnce", testSingleWorkerCollectsEveryItemOnce},
 		{"LoadIsBalancedBetweenTwoWorkers", testLoadIsBalancedBetweenTwoWorkers},
 		{"ShortItemsGrowTheWindow", testShortItemsGrowTheWindow},
+		{"LargeItemsBoundTheWindow", testLargeItemsBoundTheWindow},
 		{"LongItemsKeepTheWindow", testLongItemsKeepTheWindow},
 		{"ConcurrentWorkerHooks", testConcurrentWorkerHooks},
 		{"AckDataReachesTaskAndGatingHolds", testAckDataReachesTaskAndGatingHolds},
