@@ -343,9 +343,10 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *collectorRun, debug bool) []transport.Item {
 	acks := cr.acks[:0]
 	results := make([]Result, len(env.Items)) // one allocation for the batch
+	tokens := cr.signer.verifier(env.TaskType)
 	for i := range env.Items {
 		it := &env.Items[i]
-		if !cr.signer.verify(env.TaskType, it) {
+		if !tokens.check(it) {
 			c.meter.ignore(c.log, IgnoredBadToken, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", it.ID, "attempt", it.Attempt)
 			continue
 		}

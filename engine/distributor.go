@@ -169,7 +169,7 @@ type distRun struct {
 	tasks   map[string]*taskState
 	order   []*taskState // in the order the tasks were registered
 	peers   map[transport.PeerID]*peerState
-	items   map[uint64]*flight // produced, not yet complete
+	items   itemTable // produced, not yet complete
 	nextID  uint64
 	// The run's assignment key signs every hand-out; the collector gets
 	// it in its welcome and checks results with it.
@@ -180,7 +180,10 @@ type distRun struct {
 	// Scratch space of dispatch and onAcks, reused from call to call.
 	handouts []handout
 	payloads slab // where produced items are encoded
-	touched  []*taskState
+	// spareFlights are completed flights for reuse: an item costs no
+	// allocation of its own in a steady run.
+	spareFlights []*flight
+	touched      []*taskState
 
 	delayed  retryHeap // failed attempts waiting out their backoff
 	backlog  map[*peerState]struct{}
@@ -223,7 +226,6 @@ func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, e
 		d: d, l: l, auth: authorizerOf(l), runID: newRunID(), tracker: tracker, tokenKey: key, signer: newTokenSigner(key),
 		tasks:        make(map[string]*taskState, len(d.specs)),
 		peers:        make(map[transport.PeerID]*peerState),
-		items:        make(map[uint64]*flight),
 		backlog:      make(map[*peerState]struct{}),
 		departed:     make(map[transport.PeerID]uint64),
 		thisTick:     make(map[transport.PeerID]answered),
@@ -242,6 +244,7 @@ func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, e
 			maxAttempts: uint32(cmp.Or(spec.MaxAttempts, DefaultMaxAttempts)),
 			log:         d.s.logger.With("component", "task", "task_type", spec.Type),
 		}
+		ts.ackHandler, _ = spec.Task.(AckHandler)
 		r.tasks[spec.Type] = ts
 		r.order = append(r.order, ts)
 	}

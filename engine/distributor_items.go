@@ -26,6 +26,7 @@ type taskState struct {
 	slots       fifo[*peerState] // one entry per credit, oldest first
 	retry       []*flight        // to be handed out again, oldest first
 	touched     bool             // in distRun.touched
+	ackHandler  AckHandler       // the task's, if it is one
 }
 
 // flight is an item from its production to its completion.
@@ -34,8 +35,8 @@ type flight struct {
 	ts      *taskState
 	attempt uint32 // of the hand-out in progress, or of the next one while queued
 	payload []byte
-	peer    transport.PeerID // the worker of the current attempt; "" while queued
-	queued  bool             // in ts.retry or waiting out a backoff
+	worker  *peerState // the worker of the current attempt; nil while queued
+	queued  bool       // in ts.retry or waiting out a backoff
 	done    bool
 }
 
@@ -95,7 +96,7 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 			}
 		}
 		ts.slots.pop()
-		f.peer, f.queued = p.id, false
+		f.worker, f.queued = p, false
 		if p.handed == p.progress && ts.spec.Timeout > 0 {
 			p.busySince = time.Now() // it held nothing unfinished
 		}
@@ -186,8 +187,9 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 func (r *distRun) track(ts *taskState, id uint64, payload []byte, last bool) *flight {
 	r.nextID = max(r.nextID, id)
 	r.d.produced.Add(1)
-	f := &flight{id: id, ts: ts, attempt: 1, payload: payload}
-	r.items[id] = f
+	f := r.newFlight()
+	*f = flight{id: id, ts: ts, attempt: 1, payload: payload}
+	r.items.put(f)
 	ts.inflight++
 	ts.produced++
 	ts.exhausted = ts.exhausted || last
@@ -200,7 +202,7 @@ func (r *distRun) requeue(f *flight) {
 		return
 	}
 	f.attempt++
-	f.peer, f.queued = "", true
+	f.worker, f.queued = nil, true
 	f.ts.retry = append(f.ts.retry, f)
 	r.d.meter.redelivered.Add(1)
 }
@@ -210,7 +212,7 @@ func (r *distRun) requeue(f *flight) {
 // acknowledged attempt also earns the worker one more credit, up to its
 // window (see grant).
 func (r *distRun) returnCredit(f *flight) {
-	if p := r.peers[f.peer]; p != nil && p.role == transport.RoleWorker && !p.draining && !r.ending {
+	if p := f.worker; p != nil && !p.gone && !p.draining && !r.ending {
 		f.ts.slots.push(p)
 		p.earned++
 		r.grant(p)
@@ -258,7 +260,7 @@ func (r *distRun) onAcks(ctx context.Context, p *peerState, env transport.Envelo
 // returns the item's task state when a credit came back or the item
 // completed, so the caller hands out what that allows.
 func (r *distRun) onAck(ctx context.Context, ack *transport.Item) (*taskState, error) {
-	f := r.items[ack.ID]
+	f := r.items.get(ack.ID)
 	if f == nil {
 		if ack.ID >= 1 && ack.ID <= r.nextID {
 			return nil, nil // the item is complete: a late attempt's result, or a duplicate
@@ -278,7 +280,8 @@ func (r *distRun) onAck(ctx context.Context, ack *transport.Item) (*taskState, e
 		r.retryLater(f, time.Now())
 		return f.ts, nil
 	}
-	return f.ts, r.complete(ctx, f, ack)
+	ts := f.ts // complete may recycle f
+	return ts, r.complete(ctx, f, ack)
 }
 
 // complete records an item's end: succeeded, or failed for good. The
@@ -286,7 +289,7 @@ func (r *distRun) onAck(ctx context.Context, ack *transport.Item) (*taskState, e
 func (r *distRun) complete(ctx context.Context, f *flight, ack *transport.Item) error {
 	r.journalAcked(f, ack)
 	ts := f.ts
-	delete(r.items, f.id)
+	r.items.remove(f.id)
 	f.done = true
 	ts.inflight--
 	r.d.done.Add(1)
@@ -294,7 +297,7 @@ func (r *distRun) complete(ctx context.Context, f *flight, ack *transport.Item) 
 	if failed {
 		ts.failed++
 	}
-	taskHandler, _ := ts.spec.Task.(AckHandler)
+	taskHandler := ts.ackHandler
 	if taskHandler != nil || r.d.s.onAck != nil {
 		a := &Ack{TaskType: ts.spec.Type, ItemID: f.id, Attempt: int(ack.Attempt), Failed: failed, codec: r.d.s.codec}
 		if failed {
@@ -315,9 +318,33 @@ func (r *distRun) complete(ctx context.Context, f *flight, ack *transport.Item) 
 	}
 	if !f.queued {
 		r.returnCredit(f)
+		// Queued, it would be in a retry queue still (and skipped there,
+		// as done); otherwise nothing refers to it any more.
+		r.recycle(f)
 	}
 	ts.parked = false
 	return r.checkComplete(ctx, ts)
+}
+
+// maxSpareFlights bounds the completed flights kept for reuse.
+const maxSpareFlights = 4096
+
+// newFlight returns a flight to fill in: a recycled one if there is one.
+func (r *distRun) newFlight() *flight {
+	if n := len(r.spareFlights); n > 0 {
+		f := r.spareFlights[n-1]
+		r.spareFlights = r.spareFlights[:n-1]
+		return f
+	}
+	return &flight{}
+}
+
+// recycle keeps a completed flight, which nothing refers to, for reuse.
+func (r *distRun) recycle(f *flight) {
+	if len(r.spareFlights) < maxSpareFlights {
+		*f = flight{}
+		r.spareFlights = append(r.spareFlights, f)
+	}
 }
 
 // checkComplete marks ts complete once its last item was produced and every
@@ -355,7 +382,7 @@ func (r *distRun) retryLater(f *flight, now time.Time) {
 	}
 	wait = wait/2 + rand.N(wait/2+1) // jitter: a herd of failures spreads out
 	f.attempt++
-	f.peer, f.queued = "", true
+	f.worker, f.queued = nil, true
 	heap.Push(&r.delayed, retryAt{due: now.Add(wait), f: f})
 	r.d.meter.retried.Add(1)
 }

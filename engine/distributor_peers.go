@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/transport"
@@ -289,7 +287,7 @@ func (r *distRun) tellDone(ctx context.Context, p *peerState) error {
 	if r.nextID == 0 {
 		return nil
 	}
-	open := slices.Sorted(maps.Keys(r.items))
+	open := r.items.ids()
 	payload, err := r.d.s.codec.Marshal(open)
 	if err != nil {
 		return fmt.Errorf("encode the open items for a collector: %w", err)
@@ -465,8 +463,8 @@ func (r *distRun) heartbeat(ctx context.Context) error {
 			continue
 		}
 		delete(r.departed, id)
-		for _, f := range r.items {
-			if f.peer == id {
+		for f := range r.items.all() {
+			if f.worker != nil && f.worker.id == id {
 				r.requeue(f)
 			}
 		}
@@ -506,7 +504,7 @@ func (r *distRun) onBye(ctx context.Context, from transport.PeerID, p *peerState
 	// The items it will not finish go out again, to other workers.
 	var retried []*taskState
 	for _, id := range unfinished {
-		if f := r.items[id]; f != nil && f.peer == from {
+		if f := r.items.get(id); f != nil && f.worker != nil && f.worker.id == from {
 			r.requeue(f)
 			retried = append(retried, f.ts)
 		}
@@ -568,14 +566,14 @@ func (r *distRun) lose(ctx context.Context, p *peerState, why string, clean bool
 			}
 			return nil
 		}
-		r.d.log.Warn("collector lost: items in flight go out again once a collector joins", "peer", p.id, "why", why, "in_flight", len(r.items))
-		for _, f := range r.items {
+		r.d.log.Warn("collector lost: items in flight go out again once a collector joins", "peer", p.id, "why", why, "in_flight", r.items.len())
+		for f := range r.items.all() {
 			if f.queued {
 				continue
 			}
 			// A live worker still executes this attempt: its credit
 			// returns now, as the item is handed out again.
-			if w := r.peers[f.peer]; w != nil && !w.draining && !r.ending {
+			if w := f.worker; w != nil && !w.gone && !w.draining && !r.ending {
 				f.ts.slots.push(w)
 			}
 			r.requeue(f)
@@ -600,8 +598,8 @@ func (r *distRun) lose(ctx context.Context, p *peerState, why string, clean bool
 		return nil
 	}
 	var retried []*taskState
-	for _, f := range r.items {
-		if f.peer == p.id {
+	for f := range r.items.all() {
+		if f.worker == p {
 			r.requeue(f)
 			retried = append(retried, f.ts)
 		}

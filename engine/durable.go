@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"maps"
 	"slices"
 	"time"
 
@@ -173,9 +172,9 @@ func (r *distRun) openJournal(ctx context.Context) error {
 		}
 	}
 	// What was in flight at the crash goes out again, attempt raised.
-	open := slices.Sorted(maps.Keys(r.items))
+	open := r.items.ids()
 	for _, id := range open {
-		r.requeue(r.items[id])
+		r.requeue(r.items.get(id))
 	}
 	r.nextID = max(r.nextID, dur.reserved)
 	attrs := []any{"run", runName(r.runID), "produced", dur.resumed, "acknowledged", dur.acked, "to_hand_out_again", len(open)}
@@ -210,7 +209,7 @@ func (r *distRun) replay(ctx context.Context, rec journal.Record) error {
 		}
 		r.dur.resumed++
 	case journal.KindAcked:
-		f := r.items[rec.Item]
+		f := r.items.get(rec.Item)
 		if f == nil {
 			return nil
 		}

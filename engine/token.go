@@ -94,13 +94,35 @@ func (s *tokenSigner) signing(taskType string) cipher.Block {
 // task type only once a token of that type checked, so a peer that sends
 // results of made-up types cannot grow the map.
 func (s *tokenSigner) verify(taskType string, it *transport.Item) bool {
+	v := s.verifier(taskType)
+	return v.check(it)
+}
+
+// verifier returns what checks the tokens of a batch of taskType's
+// results, with one look-up for the batch.
+func (s *tokenSigner) verifier(taskType string) tokenVerifier {
 	b, kept := s.block(taskType)
-	want := s.token(b, it.ID, it.Attempt)
+	return tokenVerifier{s: s, taskType: taskType, b: b, kept: kept}
+}
+
+// tokenVerifier checks the tokens of one task type's results.
+type tokenVerifier struct {
+	s        *tokenSigner
+	taskType string
+	b        cipher.Block
+	kept     bool
+}
+
+// check reports whether it carries the token of the hand-out it claims
+// to answer.
+func (v *tokenVerifier) check(it *transport.Item) bool {
+	want := v.s.token(v.b, it.ID, it.Attempt)
 	if subtle.ConstantTimeCompare(want[:], it.Token[:]) != 1 {
 		return false
 	}
-	if !kept {
-		s.types[taskType] = b
+	if !v.kept {
+		v.s.types[v.taskType] = v.b
+		v.kept = true
 	}
 	return true
 }

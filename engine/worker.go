@@ -40,6 +40,17 @@ type Job struct {
 	run     uint64          // the run the item belongs to
 	limit   uint32          // its task type's attempt limit
 	token   transport.Token // its assignment token, repeated in the result
+	// batch is the work message it came in; finished, that its outcome
+	// went to the collector (both guarded by the worker's lock).
+	batch    *jobBatch
+	finished bool
+}
+
+// jobBatch is the items of one work message, which a worker holds until
+// it finished every one.
+type jobBatch struct {
+	jobs []Job
+	open int // not yet finished
 }
 
 // Decode decodes the item's payload into v.
@@ -182,7 +193,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("worker %q: %w", w.taskType, err)
 		}
 		w.joined.fire()
-		r := &workerRun{w: w, sess: sess, coll: coll, md: md, held: make(map[uint64]struct{})}
+		r := &workerRun{w: w, sess: sess, coll: coll, md: md, held: make(map[*jobBatch]struct{})}
 		sess.progress = func() uint32 { return uint32(r.finished.Load()) }
 		err = r.run(ctx)
 		switch {
@@ -219,7 +230,7 @@ type workerRun struct {
 	md   Metadata
 
 	mu   sync.Mutex
-	held map[uint64]struct{} // received, not yet finished
+	held map[*jobBatch]struct{} // batches with items received, not yet finished
 
 	finished atomic.Int64 // items finished in this run: the heartbeats' progress
 	// received counts the items received in this run, receivedBytes their
@@ -374,17 +385,18 @@ func (r *workerRun) loop(ctx context.Context, jobs *jobQueue) error {
 // the prepare hook if the worker has one.
 func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Envelope, debug bool) error {
 	w := r.w
-	batch := make([]Job, len(env.Items)) // one allocation for the batch
+	jb := &jobBatch{jobs: make([]Job, len(env.Items)), open: len(env.Items)} // one allocation for the batch
+	batch := jb.jobs
 	queued := make([]*Job, 0, len(batch))
 	size := 0
-	r.mu.Lock()
 	for i := range env.Items {
 		it := &env.Items[i]
 		size += len(it.Payload)
 		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: w.s.codec,
-			run: env.Run, limit: env.Count, token: it.Token}
-		r.held[it.ID] = struct{}{}
+			run: env.Run, limit: env.Count, token: it.Token, batch: jb}
 	}
+	r.mu.Lock()
+	r.held[jb] = struct{}{}
 	r.mu.Unlock()
 	r.received.Add(int64(len(batch)))
 	r.receivedBytes.Add(int64(size))
@@ -653,7 +665,12 @@ func (r *workerRun) finish(ctx context.Context, batch []outcome, scratch *encode
 	}
 	r.mu.Lock()
 	for _, o := range batch {
-		delete(r.held, o.job.ItemID)
+		o.job.finished = true
+		if jb := o.job.batch; jb != nil {
+			if jb.open--; jb.open == 0 {
+				delete(r.held, jb)
+			}
+		}
 	}
 	r.mu.Unlock()
 	r.w.executed.Add(int64(len(batch)))
@@ -716,9 +733,13 @@ func (r *workerRun) sendOne(ctx context.Context, env transport.Envelope, it tran
 // waits for the distributor to confirm.
 func (r *workerRun) leave(ctx context.Context) {
 	r.mu.Lock()
-	unfinished := make([]uint64, 0, len(r.held))
-	for id := range r.held {
-		unfinished = append(unfinished, id)
+	var unfinished []uint64
+	for jb := range r.held {
+		for i := range jb.jobs {
+			if !jb.jobs[i].finished {
+				unfinished = append(unfinished, jb.jobs[i].ItemID)
+			}
+		}
 	}
 	r.mu.Unlock()
 	r.sess.bye(ctx, unfinished, true)
