@@ -457,6 +457,12 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 	defer flush()
 	afterItem := false
 	var mine fifo[*Job]
+	var actx *attemptContext // the attempts' context, under a deadline
+	defer func() {
+		if actx != nil {
+			actx.release()
+		}
+	}()
 	for {
 		job, ok, starved := r.next(jobs, &mine, afterItem, flush)
 		if !ok {
@@ -470,7 +476,7 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 			continue // drain: the run is over; these stay in held
 		}
 		job.Goroutine = index
-		out, err := r.attempt(ctx, job)
+		out, err := r.attempt(ctx, job, &actx)
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
@@ -487,17 +493,24 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 // attempt runs the handler on job, within the execution deadline if the
 // task type has one: an attempt that runs past it fails, whatever the
 // handler returned.
-func (r *workerRun) attempt(ctx context.Context, job *Job) (out any, err error) {
+func (r *workerRun) attempt(ctx context.Context, job *Job, actx **attemptContext) (out any, err error) {
 	d := r.sess.deadline
 	if d <= 0 {
 		err = protect(func() (err error) { out, err = r.w.handler.Handle(ctx, job); return err })
 		return out, err
 	}
-	jctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	err = protect(func() (err error) { out, err = r.w.handler.Handle(jctx, job); return err })
-	if ctx.Err() == nil && errors.Is(jctx.Err(), context.DeadlineExceeded) {
-		return nil, fmt.Errorf("the attempt ran past its deadline of %v", d)
+	if *actx == nil {
+		*actx = newAttemptContext(ctx)
+	}
+	a := *actx
+	a.arm(d)
+	err = protect(func() (err error) { out, err = r.w.handler.Handle(a, job); return err })
+	if a.disarm() {
+		a.release()
+		*actx = nil // ended: the next attempt gets a new one
+		if ctx.Err() == nil {
+			return nil, fmt.Errorf("the attempt ran past its deadline of %v", d)
+		}
 	}
 	return out, err
 }
