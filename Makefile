@@ -3,13 +3,13 @@
 
 GO ?= go
 
-.PHONY: demo test deps vet race nocgo purity bench seedtable
+.PHONY: demo test deps vet race nocgo purity plotvet bench plot seedtable
 
 # The main demo: the seed's Example 2 with two workers, in one process.
 demo: deps
 	$(GO) run ./examples/singlethread -n 1000 -workers 2
 
-test: deps vet purity nocgo race
+test: deps vet purity nocgo plotvet race
 
 # libzmq for the ZeroMQ transport, from Debian's libzmq3-dev when
 # pkg-config cannot find it, and Python's zmq and msgpack modules for the
@@ -44,8 +44,20 @@ nocgo:
 race:
 	$(GO) test -race -count=1 ./...
 
+# The plotting command is a module of its own (its library is no
+# dependency of the engine); this checks that it still builds.
+plotvet:
+	cd benchmarks/plot && $(GO) vet .
+
+# The performance benchmarks, every figure beside its ceiling: writes
+# benchmarks/results/{bench.txt,results.json,results.csv,table.md}. A few
+# minutes; QUICK=1 for a smoke run.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 20000x ./benchmarks/
+	$(GO) run ./benchmarks/runner $(if $(QUICK),-quick)
+
+# README's figure, from benchmarks/results/results.csv.
+plot:
+	cd benchmarks/plot && $(GO) run . -in ../results/results.csv -out ../performance.png
 
 # The seed's tables; TRANSPORT=ipc or tcp runs every role in its own process.
 TRANSPORT ?= inproc

@@ -21,13 +21,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // BenchmarkNoopItems measures no-op items through a whole pipeline
 // (distributor, workers, collector, ACKs), all in this process, over each
-// transport: b.N items per run, reported as items/s.
+// transport: b.N items per run, reported as items/s beside the ceiling
+// measured in the same run (see reportCeiling): a plain Go worker pool of
+// the same goroutines in process, bare PUSH/PULL over ipc and tcp.
 func BenchmarkNoopItems(b *testing.B) {
 	for _, tr := range []string{"inproc", "ipc", "tcp"} {
 		for _, tc := range []struct{ workers, goroutines, prefetch int }{
 			{1, 1, engine.DefaultPrefetch}, {2, 1, engine.DefaultPrefetch}, {1, 10, engine.DefaultPrefetch}, {1, 1, 64},
 		} {
 			b.Run(fmt.Sprintf("transport=%s/workers=%d/goroutines=%d/prefetch=%d", tr, tc.workers, tc.goroutines, tc.prefetch), func(b *testing.B) {
+				ceiling := ceilingOf(b, tr, b.N, tc.workers*tc.goroutines)
 				ep := endpoints(b, tr)
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -35,7 +38,7 @@ func BenchmarkNoopItems(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(b.N)/took.Seconds(), "items/s")
+				reportCeiling(b, float64(b.N)/took.Seconds(), ceiling)
 			})
 		}
 	}
@@ -90,14 +93,15 @@ func freeTCP(b testing.TB) string {
 	return fmt.Sprintf("tcp://127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
 }
 
-// noopWork is a work item as the no-op benchmarks send it: the size the
-// bare ZeroMQ benchmarks compare with.
-var noopWork = transport.Envelope{Kind: transport.KindWork, TaskType: "noop", ItemID: 1, Payload: []byte{0xc0}}
+// noopWork is a work message of one no-op item: the size the bare ZeroMQ
+// benchmarks compare with, so that their messages/s are items/s if every
+// item travelled alone.
+var noopWork = transport.Envelope{Kind: transport.KindWork, TaskType: "noop", Count: 3, Items: []transport.Item{{ID: 1, Attempt: 1, Payload: []byte{0xc0}}}}
 
 // rawPair binds a bare libzmq socket of type bind to a fresh endpoint of tr
 // and connects one of type conn to it, in a context of their own; closeAll
 // closes both and terminates the context, from the calling goroutine.
-func rawPair(b *testing.B, tr string, bind, conn zmq.Type) (bound, connected *zmq.Socket, closeAll func()) {
+func rawPair(b testing.TB, tr string, bind, conn zmq.Type) (bound, connected *zmq.Socket, closeAll func()) {
 	b.Helper()
 	ep := endpoints(b, tr).Distributor
 	zctx, err := zmq.NewContext()
@@ -129,93 +133,39 @@ func rawPair(b *testing.B, tr string, bind, conn zmq.Type) (bound, connected *zm
 	return bound, connected, closeAll
 }
 
-// BenchmarkRawPushPull is the ZeroMQ ceiling for BenchmarkNoopItems: bare
-// PUSH to PULL of messages the size of an encoded work item, one way, with
-// no pipeline at all.
+// BenchmarkRawPushPull is the ZeroMQ ceiling of the benchmarks over ipc
+// and tcp on its own: bare PUSH to PULL of messages the size of a work
+// message of one item, one way, with no pipeline at all.
 func BenchmarkRawPushPull(b *testing.B) {
-	size := noopWork.EncodedLen()
 	for _, tr := range []string{"ipc", "tcp"} {
 		b.Run("transport="+tr, func(b *testing.B) {
-			pull, push, closeAll := rawPair(b, tr, zmq.PULL, zmq.PUSH)
-			msg := make([]byte, size)
-			done := make(chan error, 1)
-			b.ResetTimer()
-			start := time.Now()
-			go func() {
-				for range b.N {
-					if _, err := pull.RecvBytes(0); err != nil {
-						done <- err
-						return
-					}
-				}
-				done <- nil
-			}()
-			for range b.N {
-				if _, err := push.SendBytes(msg, 0); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
-			closeAll()
+			b.ReportMetric(rawPushPull(b, tr, b.N), "msgs/s")
 		})
 	}
 }
 
-// BenchmarkRawChannel is the ceiling for BenchmarkNoopItems: the same number
-// of hops an item takes in the pipeline (distributor -> worker -> collector
-// -> distributor), as bare channel sends between goroutines, one item in
-// flight per hop buffer.
-func BenchmarkRawChannel(b *testing.B) {
-	b.ReportAllocs()
-	toWorker := make(chan uint64, 2)
-	toCollector := make(chan uint64, 1024)
-	toDistributor := make(chan uint64, 1024)
-	credits := make(chan struct{}, 1024)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	wg.Go(func() { // worker
-		for id := range toWorker {
-			toCollector <- id
-			credits <- struct{}{}
-		}
-		close(toCollector)
-	})
-	wg.Go(func() { // collector
-		for id := range toCollector {
-			toDistributor <- id
-		}
-		close(toDistributor)
-	})
-	// distributor: hand out on credit, count ACKs
-	window := 2
-	sent, acked := 0, 0
-	for acked < b.N {
-		for window > 0 && sent < b.N {
-			toWorker <- uint64(sent)
-			sent++
-			window--
-		}
-		select {
-		case <-credits:
-			window++
-		case <-toDistributor:
-			acked++
+// BenchmarkPlainPool is the in-process ceiling on its own: a plain Go
+// worker pool (see plainPool) of 1 and 10 goroutines, on buffered channels
+// as the ceiling uses, and on unbuffered ones for comparison.
+func BenchmarkPlainPool(b *testing.B) {
+	for _, buffer := range []int{0, plainPoolBuffer} {
+		for _, goroutines := range []int{1, 10} {
+			b.Run(fmt.Sprintf("buffer=%d/goroutines=%d", buffer, goroutines), func(b *testing.B) {
+				b.ReportMetric(plainPoolOf(b.N, goroutines, buffer), "items/s")
+			})
 		}
 	}
-	close(toWorker)
-	for range toDistributor {
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "items/s")
 }
 
 // RunNoop runs n no-op items through a pipeline on ep and returns how long
 // the run took. workerOpts go to every worker.
 func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int, distOpts []engine.DistributorOption, workerOpts ...engine.WorkerOption) (time.Duration, error) {
+	return runItems(ctx, ep, n, workers, goroutines, 0, distOpts, workerOpts...)
+}
+
+// runItems runs n items of work each (see busy) through a pipeline on ep,
+// with workers of goroutines each, and returns how long the run took.
+func runItems(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int, work time.Duration, distOpts []engine.DistributorOption, workerOpts ...engine.WorkerOption) (time.Duration, error) {
 	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "noop", Task: engine.Items(n, func(int) (any, error) { return nil, nil })}}, distOpts...)
 	if err != nil {
 		return 0, err
@@ -225,9 +175,13 @@ func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines in
 	if err != nil {
 		return 0, err
 	}
+	handler := engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) {
+		busy(work)
+		return nil, nil
+	})
 	comps := []engine.Runner{d, c}
 	for range workers {
-		w, err := engine.NewWorker(ep, "noop", engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil }), append(workerOpts, engine.WithConcurrency(goroutines))...)
+		w, err := engine.NewWorker(ep, "noop", handler, append(workerOpts, engine.WithConcurrency(goroutines))...)
 		if err != nil {
 			return 0, err
 		}

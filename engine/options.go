@@ -220,11 +220,13 @@ func newMetadataSettings(opts []MetadataOption) (*commonSettings, error) {
 // run a worker sits on at most one round of items another worker could have
 // taken.
 //
-// Items shorter than a round trip drain such a window, so with the default
-// the window grows: each time a goroutine that finished an item finds none
-// waiting and the next one comes soon after (within 50 ms), the worker
-// doubles its prefetch, up to 1024 items, and while the items it holds
-// take less than 16 MiB. Items longer than the round trip never wait and
+// Items shorter than a round trip drain such a window, and items much
+// shorter than a millisecond would travel nearly one to a message, so with
+// the default the window grows: the worker doubles its prefetch each time
+// a goroutine that finished an item finds none waiting and the next one
+// comes soon after (within 50 ms), and each time a goroutine sees that the
+// window holds less than 2 ms of items as long as its last ones; up to
+// 1024 items, and while the items it holds take less than 16 MiB. Items longer than the round trip never wait and
 // keep the window at its start; items that short cost little unfairness
 // at the end of a run however many a worker holds.
 const DefaultPrefetch = -1
@@ -234,6 +236,11 @@ const DefaultPrefetch = -1
 // stays, at one per goroutine. A window of 1024 covers the round trip of
 // items that take microseconds across processes.
 const maxAutoPrefetch = 1024
+
+// minWindowWork: the default window grows while it holds less work than
+// this (items that short are handled many to a message), so a worker's
+// window, at the end of a run, holds a few milliseconds of work at most.
+const minWindowWork = 2 * time.Millisecond
 
 // maxAutoPrefetchBytes stops the default window growing while the
 // payloads a worker holds take this much memory.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -430,8 +431,8 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 
 // execute is one executing goroutine. It hands what it finished to the
 // reporter in batches: it keeps outcomes while more items are queued for
-// it, and hands them over before it waits for an item, when it has
-// maxResultBatch, or when the first was finished maxResultHold ago. So
+// it, and hands them over before it waits for an item, when it has an
+// eighth of the window, or when the first began maxResultHold ago. So
 // short items travel many to a message, and a result never waits for
 // anything but the items queued before it, and never long.
 func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, finished chan<- []outcome, initErr chan<- error) {
@@ -445,16 +446,31 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 	initErr <- nil
 	var (
 		pending []outcome
-		since   time.Time // when the first of pending finished
+		began   time.Time // when the first of pending began
 	)
-	flush := func() {
-		if len(pending) > 0 {
-			finished <- pending
-			pending = r.outcomes()
+	// flush hands the outcomes to the reporter. adapt: first, if the
+	// window holds less than minWindowWork of items as long as these,
+	// grow it, so that short items go many to a message.
+	flush := func(adapt bool) {
+		n := len(pending)
+		if n == 0 {
+			return
 		}
+		if window := r.window.Load(); adapt && window < int64(r.maxWindow) && time.Since(began)/time.Duration(n)*time.Duration(window) < minWindowWork {
+			r.grow(ctx)
+		}
+		finished <- pending
+		pending = r.outcomes()
+		// Let the reporter, and the goroutines that carry the results on
+		// to the collector and the distributor, run now: with handlers
+		// that keep every core busy they would otherwise wait for the
+		// scheduler to preempt one, for milliseconds, while the worker
+		// runs out of items.
+		runtime.Gosched()
 	}
+	idle := func() { flush(true) }
 	pending = r.outcomes()
-	defer flush()
+	defer flush(false)
 	afterItem := false
 	var mine fifo[*Job]
 	var actx *attemptContext // the attempts' context, under a deadline
@@ -464,7 +480,7 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 		}
 	}()
 	for {
-		job, ok, starved := r.next(jobs, &mine, afterItem, flush)
+		job, ok, starved := r.next(jobs, &mine, afterItem, idle)
 		if !ok {
 			return
 		}
@@ -476,16 +492,16 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 			continue // drain: the run is over; these stay in held
 		}
 		job.Goroutine = index
+		if len(pending) == 0 {
+			began = time.Now()
+		}
 		out, err := r.attempt(ctx, job, &actx)
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
-		if len(pending) == 0 {
-			since = time.Now()
-		}
 		pending = append(pending, outcome{job: job, out: out, err: err})
-		if len(pending) >= r.flushAt() || time.Since(since) >= maxResultHold {
-			flush()
+		if len(pending) >= r.flushAt() || time.Since(began) >= maxResultHold {
+			flush(true)
 		}
 	}
 }
