@@ -520,7 +520,8 @@ func WithConcurrency(n int) WorkerOption {
 
 // WithPrefetch sets how many items a worker holds beyond the ones it is
 // executing; DefaultPrefetch (the default) holds one per goroutine and
-// grows while items are shorter than a round trip. A number fixes the
+// grows while items are shorter than a round trip or much shorter than a
+// millisecond. A number fixes the
 // window: 0 makes a round trip to the distributor sit between two items;
 // more helps when items are tiny and the network slow, at the cost of
 // fairness at the end of a run. At most 65536, and the goroutines plus

@@ -97,7 +97,7 @@ func run(in, out string) error {
 	dc := draw.New(img)
 	dc.SetColor(color.White)
 	dc.Fill(dc.Rectangle.Path())
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 4}
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 2, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 4}
 	canvases := plot.Align([][]*plot.Plot{{scale, overhead}}, tiles, dc)
 	scale.Draw(canvases[0][0])
 	overhead.Draw(canvases[0][1])
@@ -136,12 +136,13 @@ func scalePlot(rows []row) (*plot.Plot, error) {
 	sortX(rate)
 	sortX(ceiling)
 	p := plot.New()
-	p.Title.Text = "No-op items against workers (4 worker processes, ipc)"
+	p.Title.Text = "No-op items against workers, over ipc"
 	p.X.Label.Text = "workers (single-goroutine, spread over up to 4 processes)"
 	p.Y.Label.Text = "thousand items/s"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = fixedTicks(rate)
 	p.Y.Min = 0
+	p.Y.Max = 1.3 * maxY(append(slices.Clone(rate), ceiling...))
 	if err := addLine(p, "pipeline", rate, color.RGBA{R: 31, G: 119, B: 180, A: 255}, false); err != nil {
 		return nil, err
 	}
@@ -152,8 +153,17 @@ func scalePlot(rows []row) (*plot.Plot, error) {
 	}
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(10)
 	p.Add(plotter.NewGrid())
 	return p, nil
+}
+
+func maxY(xys plotter.XYs) float64 {
+	m := 0.0
+	for _, xy := range xys {
+		m = max(m, xy.Y)
+	}
+	return m
 }
 
 // overheadPlot: overhead over the ideal time against the work per item,
@@ -193,14 +203,15 @@ func overheadPlot(rows []row) (*plot.Plot, error) {
 	sortX(plain)
 	p := plot.New()
 	p.Title.Text = "Overhead against the work per item (2 workers, in process)"
-	p.X.Label.Text = "work per item, µs (busy, one goroutine per core)"
 	if noWork > 0 {
-		p.X.Label.Text += fmt.Sprintf("; no work: %.2f M items/s (plain goroutines %.2f M)", noWork/1e6, noWorkPlain/1e6)
+		p.Title.Text += fmt.Sprintf("\nno work: %.2f M items/s (plain goroutines %.2f M)", noWork/1e6, noWorkPlain/1e6)
 	}
+	p.X.Label.Text = "work per item, µs (busy, one goroutine per core)"
 	p.Y.Label.Text = "% over the ideal time"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = fixedTicks(pipeline)
 	p.Y.Min = 0
+	p.Y.Max = 1.3 * maxY(append(slices.Clone(pipeline), plain...))
 	if err := addLine(p, "pipeline", pipeline, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false); err != nil {
 		return nil, err
 	}
@@ -208,6 +219,7 @@ func overheadPlot(rows []row) (*plot.Plot, error) {
 		return nil, err
 	}
 	p.Legend.Top = true
+	p.Legend.XOffs = -vg.Inch / 2
 	p.Add(plotter.NewGrid())
 	return p, nil
 }
