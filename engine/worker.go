@@ -366,6 +366,10 @@ func (r *workerRun) loop(ctx context.Context, jobs *jobQueue) error {
 		}
 		switch env.Kind {
 		case transport.KindWork:
+			if len(env.Items) == 0 {
+				w.meter.ignore(w.log, IgnoredMalformed, "work message without items from the distributor; dropped")
+				continue
+			}
 			if err := r.take(ctx, jobs, env, debug); err != nil {
 				return err
 			}

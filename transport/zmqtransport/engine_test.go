@@ -2,6 +2,7 @@ package zmqtransport_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -157,4 +158,39 @@ func TestMessagesOverTheLimitFailLoudly(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "item 1")
 	assert.Contains(t, err.Error(), transport.ErrTooLarge.Error())
+}
+
+// Batches larger than the size limit travel split into several messages:
+// items of 300 bytes under a limit of 1 KiB, handed out twenty at a time,
+// and their results, which repeat them, all arrive, each once.
+func TestBatchesOverTheLimitAreSplit(t *testing.T) {
+	ctx := testCtx(t)
+	small := zmqtransport.New(zmqtransport.Options{MaxMessageSize: 1 << 10})
+	ep := engine.Endpoints{Distributor: ipcEndpoint(t), Collector: ipcEndpoint(t)}
+	const n = 200
+	items := engine.Items(n, func(i int) (any, error) { return fmt.Sprintf("%03d%s", i, strings.Repeat("x", 300)), nil })
+	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "calc", Task: items}}, engine.WithTransport(small))
+	require.NoError(t, err)
+	seen := map[string]int{}
+	c, err := engine.NewCollector(ep, engine.ResultFunc(func(_ context.Context, res *engine.Result) (any, error) {
+		var s string
+		if err := res.Decode(&s); err != nil {
+			return nil, err
+		}
+		seen[s[:3]]++
+		return nil, nil
+	}), engine.WithTransport(small))
+	require.NoError(t, err)
+	w, err := engine.NewWorker(ep, "calc", engine.HandlerFunc(func(_ context.Context, job *engine.Job) (any, error) {
+		var s string
+		return s, job.Decode(&s)
+	}), engine.WithTransport(small), engine.WithPrefetch(19))
+	require.NoError(t, err)
+	require.NoError(t, engine.RunAll(ctx, d, c, w))
+	require.Len(t, seen, n)
+	for k, count := range seen {
+		require.Equal(t, 1, count, "item %s", k)
+	}
+	assert.Zero(t, c.Stats().Transport.TotalDropped())
+	assert.Zero(t, d.Stats().Transport.TotalDropped())
 }
