@@ -341,12 +341,13 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 // ACKs, in order. Items without the token of their hand-out, or with an
 // id out of range, are dropped and counted.
 func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *collectorRun, debug bool) []transport.Item {
-	acks := cr.acks[:0]
-	results := make([]Result, len(env.Items)) // one allocation for the batch
+	// The items that check come first, so that what is allocated for
+	// them is bounded by the hand-outs, not by what a peer sends.
+	valid := env.Items[:0]
 	tokens := cr.signer.verifier(env.TaskType)
 	for i := range env.Items {
-		it := &env.Items[i]
-		if !tokens.check(it) {
+		it := env.Items[i]
+		if !tokens.check(&it) {
 			c.meter.ignore(c.log, IgnoredBadToken, "result without the token of a hand-out; dropped", "task_type", env.TaskType, "item", it.ID, "attempt", it.Attempt)
 			continue
 		}
@@ -354,6 +355,12 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 			c.meter.ignore(c.log, IgnoredUnknownItem, "result for an item id out of range; dropped", "item", it.ID)
 			continue
 		}
+		valid = append(valid, it)
+	}
+	acks := cr.acks[:0]
+	results := make([]Result, len(valid)) // one allocation for the batch
+	for i := range valid {
+		it := &valid[i]
 		res := &results[i]
 		*res = Result{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: c.s.codec}
 		ack := c.collect(ctx, res, it, env.Count, &cr.done)
