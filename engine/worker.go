@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -465,14 +464,8 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 		}
 		finished <- pending
 		pending = r.outcomes()
-		// Let the reporter, and the goroutines that carry the results on
-		// to the collector and the distributor, run now: with handlers
-		// that keep every core busy they would otherwise wait for the
-		// scheduler to preempt one, for milliseconds, while the worker
-		// runs out of items.
-		runtime.Gosched()
 	}
-	idle := func() { flush(true) }
+	idle := func() { flush(true) } // the goroutine waits next: the reporter runs meanwhile
 	pending = r.outcomes()
 	defer flush(false)
 	afterItem := false
