@@ -245,8 +245,7 @@ type collectorRun struct {
 	run    uint64
 	done   doneSet
 	signer *tokenSigner
-	auth   auth.Authorizer  // nil when the listener trusts every peer
-	acks   []transport.Item // scratch: the ACKs of one result message
+	auth   auth.Authorizer // nil when the listener trusts every peer
 }
 
 // errEnded: the distributor ended the run, complete.
@@ -328,7 +327,7 @@ func (c *Collector) loop(ctx context.Context, sess *session, results transport.L
 		if len(acks) == 0 {
 			continue
 		}
-		if err := sess.send(ctx, transport.Envelope{Kind: transport.KindAck, Items: acks}); err != nil {
+		if err := sess.send(ctx, transport.Envelope{Kind: transport.KindAck, Items: acks, Handover: true}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -357,8 +356,8 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 		}
 		valid = append(valid, it)
 	}
-	acks := cr.acks[:0]
-	results := make([]Result, len(valid)) // one allocation for the batch
+	acks := make([]transport.Item, 0, len(valid)) // handed over with the ACK message
+	results := make([]Result, len(valid))         // one allocation for the batch
 	for i := range valid {
 		it := &valid[i]
 		res := &results[i]
@@ -369,7 +368,6 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 		}
 		acks = append(acks, ack)
 	}
-	cr.acks = acks
 	c.count(env.TaskType, acks)
 	return acks
 }

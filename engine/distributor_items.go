@@ -132,7 +132,9 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 		b.p.inBatch = 0
 	}
 	for _, b := range batches {
-		env := transport.Envelope{Kind: transport.KindWork, TaskType: ts.spec.Type, Count: ts.maxAttempts, Items: b.items}
+		// The items are this message's alone, and their payloads are
+		// never written to: the transport may take them as they are.
+		env := transport.Envelope{Kind: transport.KindWork, TaskType: ts.spec.Type, Count: ts.maxAttempts, Items: b.items, Handover: true}
 		if err := r.post(ctx, b.p, env); err != nil {
 			return fmt.Errorf("send %d items of task %q to %s: %w", len(b.items), ts.spec.Type, b.p.id, err)
 		}

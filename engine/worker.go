@@ -36,12 +36,10 @@ type Job struct {
 	// Value is what the worker's Prepare hook returned; nil without one.
 	Value   any
 	payload []byte
-	codec   transport.Codec
-	run     uint64          // the run the item belongs to
-	limit   uint32          // its task type's attempt limit
 	token   transport.Token // its assignment token, repeated in the result
-	// batch is the work message it came in; finished, that its outcome
-	// went to the collector (both guarded by the worker's lock).
+	// batch is the work message it came in, with what its items share;
+	// finished, that its outcome went to the collector (both guarded by
+	// the worker's lock).
 	batch    *jobBatch
 	finished bool
 }
@@ -49,12 +47,20 @@ type Job struct {
 // jobBatch is the items of one work message, which a worker holds until
 // it finished every one.
 type jobBatch struct {
-	jobs []Job
-	open int // not yet finished
+	jobs  []Job
+	open  int // not yet finished
+	codec transport.Codec
+	run   uint64 // the run the items belong to
+	limit uint32 // their task type's attempt limit
 }
 
 // Decode decodes the item's payload into v.
-func (j *Job) Decode(v any) error { return j.codec.Unmarshal(j.payload, v) }
+func (j *Job) Decode(v any) error {
+	if j.batch == nil {
+		return errors.New("engine: Job.Decode on a job the engine did not make")
+	}
+	return j.batch.codec.Unmarshal(j.payload, v)
+}
 
 // Payload returns the encoded payload. The caller must not modify it.
 func (j *Job) Payload() []byte { return j.payload }
@@ -389,15 +395,14 @@ func (r *workerRun) loop(ctx context.Context, jobs *jobQueue) error {
 // the prepare hook if the worker has one.
 func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Envelope, debug bool) error {
 	w := r.w
-	jb := &jobBatch{jobs: make([]Job, len(env.Items)), open: len(env.Items)} // one allocation for the batch
+	jb := &jobBatch{jobs: make([]Job, len(env.Items)), open: len(env.Items), codec: w.s.codec, run: env.Run, limit: env.Count} // one allocation for the batch
 	batch := jb.jobs
 	queued := make([]*Job, 0, len(batch))
 	size := 0
 	for i := range env.Items {
 		it := &env.Items[i]
 		size += len(it.Payload)
-		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: w.s.codec,
-			run: env.Run, limit: env.Count, token: it.Token, batch: jb}
+		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, token: it.Token, batch: jb}
 	}
 	r.mu.Lock()
 	r.held[jb] = struct{}{}
@@ -418,7 +423,7 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 		var v any
 		err := protect(func() (err error) { v, err = w.s.prepare(ctx, job); return err })
 		if err != nil {
-			if err := r.finish(ctx, []outcome{{job: job, err: fmt.Errorf("prepare hook: %w", err)}}, nil); err != nil {
+			if err := r.finish(ctx, []outcome{{job: job, err: fmt.Errorf("prepare hook: %w", err)}}); err != nil {
 				return err
 			}
 			continue
@@ -600,9 +605,8 @@ const (
 // back on leaving).
 func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, finished <-chan []outcome) {
 	var (
-		scratch encodeScratch
-		merged  []outcome
-		got     [][]outcome
+		merged []outcome
+		got    [][]outcome
 	)
 	for first := range finished {
 		merged, got = append(merged[:0], first...), append(got[:0], first)
@@ -619,7 +623,7 @@ func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, fi
 			}
 		}
 		if ctx.Err() == nil {
-			if err := r.finish(ctx, merged, &scratch); err != nil {
+			if err := r.finish(ctx, merged); err != nil {
 				fail(err)
 			}
 		}
@@ -653,26 +657,20 @@ func (r *workerRun) recycle(o []outcome) {
 }
 
 // finish sends the outcomes of a batch of items (results or failures) to
-// the collector in one message. The distributor returns the credits when
-// the collector's ACKs reach it. scratch, when not nil, is memory the
-// message is encoded in and kept for the next call (the transport keeps
-// nothing of a message once Send returns).
-func (r *workerRun) finish(ctx context.Context, batch []outcome, scratch *encodeScratch) error {
-	if scratch == nil {
-		scratch = &encodeScratch{}
-	}
+// the collector in one message, whose memory it hands over to the
+// transport (Envelope.Handover). The distributor returns the credits when
+// the collector's ACKs reach it.
+func (r *workerRun) finish(ctx context.Context, batch []outcome) error {
 	// The message repeats what the collector needs to tell attempts and
 	// runs apart (the run, the task type, each item and attempt, the
 	// attempt limit) and each item's token, which shows it was handed out.
 	job := batch[0].job
-	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.run, Count: job.limit}
-	items, buf := scratch.items[:0], scratch.buf[:0]
-	for _, o := range batch {
-		var it transport.Item
-		it, buf = r.outcomeItem(o, buf)
-		items = append(items, it)
+	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.batch.run, Count: job.batch.limit,
+		Items: make([]transport.Item, len(batch)), Handover: true}
+	var buf []byte
+	for i, o := range batch {
+		env.Items[i], buf = r.outcomeItem(o, buf)
 	}
-	env.Items = items
 	err := r.coll.Send(ctx, env)
 	if errors.Is(err, transport.ErrTooLarge) {
 		// A result cannot travel: send them one by one, and each that is
@@ -684,31 +682,21 @@ func (r *workerRun) finish(ctx context.Context, batch []outcome, scratch *encode
 			}
 		}
 	}
-	clear(items)
-	scratch.items, scratch.buf = items[:0], buf[:0]
 	if err != nil {
 		return fmt.Errorf("send the results of %d items: %w", len(batch), err)
 	}
 	r.mu.Lock()
 	for _, o := range batch {
 		o.job.finished = true
-		if jb := o.job.batch; jb != nil {
-			if jb.open--; jb.open == 0 {
-				delete(r.held, jb)
-			}
+		jb := o.job.batch
+		if jb.open--; jb.open == 0 {
+			delete(r.held, jb)
 		}
 	}
 	r.mu.Unlock()
 	r.w.executed.Add(int64(len(batch)))
 	r.finished.Add(int64(len(batch)))
 	return nil
-}
-
-// encodeScratch is memory a goroutine encodes its messages in, again and
-// again.
-type encodeScratch struct {
-	items []transport.Item
-	buf   []byte
 }
 
 // outcomeItem encodes an outcome as the item of a result message; its

@@ -185,6 +185,12 @@ type Envelope struct {
 	// public key in Z85. It is set on receipt, never sent; empty when the
 	// Listener does not authenticate.
 	Principal string
+	// Handover, given to Send, says that the caller hands the envelope's
+	// memory (its items, their payloads and its payload) over with it and
+	// will not touch it again, so a transport that delivers in memory may
+	// deliver it as it is rather than copy it. It is never sent; Recv
+	// returns it false.
+	Handover bool
 }
 
 // Item is one item of a batch (Envelope.Items): a hand-out in a work

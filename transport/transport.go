@@ -56,7 +56,7 @@ type Listener interface {
 	// queues env if it can at once and otherwise returns ctx.Err() having
 	// sent nothing, so a caller can try a send and keep the message for
 	// later. Send keeps neither env.Payload nor env.Items (nor their
-	// payloads) after it returns.
+	// payloads) after it returns, unless env.Handover gives them to it.
 	Send(ctx context.Context, to PeerID, env Envelope) error
 	// Addr returns the endpoint the Listener is bound to, with what the
 	// transport chose filled in: a tcp port asked for as 0 is the port
@@ -76,7 +76,7 @@ type Conn interface {
 	// full, or (depending on the transport) until the listener exists;
 	// with a ctx that is already done it never waits, as Listener.Send.
 	// Send keeps neither env.Payload nor env.Items (nor their payloads)
-	// after it returns.
+	// after it returns, unless env.Handover gives them to it.
 	Send(ctx context.Context, env Envelope) error
 	// Recv blocks until a message from the listener arrives, ctx ends or the
 	// Conn is closed (ErrClosed).
@@ -117,8 +117,9 @@ type Conn interface {
 //     Listener or Conn: a malformed frame, an unknown version or kind, a
 //     message over the transport's size limit. A transport with a size
 //     limit refuses to send a message over it (ErrTooLarge).
-//   - Copies: Send never keeps the caller's payloads or items, and what
-//     Recv returns is the caller's to keep.
+//   - Copies: Send never keeps the caller's payloads or items (unless the
+//     caller hands them over, Envelope.Handover), and what Recv returns
+//     is the caller's to keep.
 //
 // A transport may implement EndpointChecker (to refuse bad addresses
 // before any I/O) and its Listeners and Conns may implement StatsReporter.

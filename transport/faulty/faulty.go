@@ -234,6 +234,8 @@ func (e *endpoint) out(ctx context.Context, m message) error {
 		e.mu.Unlock()
 		return nil
 	case Duplicate:
+		// Two deliveries of one message must not share its memory.
+		m.env.Handover = false
 		if err := e.send(ctx, m); err != nil {
 			return err
 		}

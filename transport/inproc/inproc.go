@@ -5,7 +5,8 @@
 // It behaves like a network where that matters for correctness: endpoints are
 // named in one process-wide namespace (like a ZeroMQ context's inproc names),
 // a Dial may come before the Listen, buffers are bounded (a full buffer
-// blocks the sender until ctx ends), payloads are copied on every send, and
+// blocks the sender until ctx ends), payloads are copied on every send
+// (unless the sender hands them over, Envelope.Handover), and
 // when a Listener closes its Conns wait for a new Listener of the same name,
 // as ZeroMQ reconnects. As with ZeroMQ, a Conn with no Listener queues up to
 // BufferSize messages without blocking and hands them to the next Listener;
@@ -143,6 +144,16 @@ func (n *namespace) wait(c *conn) {
 	set[c] = struct{}{}
 }
 
+// deliverable returns what Send delivers of env: env itself when the
+// caller handed its memory over (Envelope.Handover), a copy otherwise.
+func deliverable(env transport.Envelope) transport.Envelope {
+	if env.Handover {
+		env.Handover = false
+		return env
+	}
+	return env.Clone()
+}
+
 type delivery struct {
 	from transport.PeerID
 	env  transport.Envelope
@@ -222,7 +233,7 @@ func (l *listener) Send(ctx context.Context, to transport.PeerID, env transport.
 	if c == nil {
 		return fmt.Errorf("inproc %q: send to %s: %w", l.name, to, transport.ErrUnknownPeer)
 	}
-	env = env.Clone()
+	env = deliverable(env)
 	select { // fast path
 	case c.inbox <- env:
 		return nil
@@ -294,7 +305,7 @@ type conn struct {
 }
 
 func (c *conn) Send(ctx context.Context, env transport.Envelope) error {
-	env = env.Clone()
+	env = deliverable(env)
 	for {
 		c.mu.Lock()
 		l, id, attached := c.l, c.id, c.attached

@@ -120,3 +120,30 @@ func TestSendsWithoutListenerQueueThenArriveInOrder(t *testing.T) {
 		assert.Equal(t, i, env.ItemID)
 	}
 }
+
+// A sender that hands an envelope's memory over (Handover) has it
+// delivered as it is; one that does not gets a copy delivered, so it may
+// reuse its items and payloads at once.
+func TestHandoverDeliversWithoutACopy(t *testing.T) {
+	ctx := context.Background()
+	ep := newEndpoint(t)
+	l, err := transport.Listen(ctx, ep)
+	require.NoError(t, err)
+	defer l.Close()
+	c, err := transport.Dial(ctx, ep)
+	require.NoError(t, err)
+	defer c.Close()
+	items := []transport.Item{{ID: 1, Payload: []byte("a")}}
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindResult, Items: items, Handover: true}))
+	_, got, err := l.Recv(ctx)
+	require.NoError(t, err)
+	assert.Same(t, &items[0], &got.Items[0], "handed over: the same memory")
+	assert.False(t, got.Handover, "Recv returns Handover false")
+
+	require.NoError(t, c.Send(ctx, transport.Envelope{Kind: transport.KindResult, Items: items}))
+	items[0].Payload[0] = 'b' // the sender reuses its memory
+	_, got, err = l.Recv(ctx)
+	require.NoError(t, err)
+	assert.NotSame(t, &items[0], &got.Items[0])
+	assert.Equal(t, []byte("a"), got.Items[0].Payload, "not handed over: a copy")
+}
