@@ -53,10 +53,12 @@ type Summary struct {
 	ByType     map[string]TypeSummary
 }
 
-// TypeSummary counts one task type's results and failures.
+// TypeSummary counts one task type's results, failures and duplicates
+// (see Summary).
 type TypeSummary struct {
-	Results  int
-	Failures int
+	Results    int
+	Failures   int
+	Duplicates int
 }
 
 // Collector receives every result from the workers, hands it to the user's
@@ -451,12 +453,13 @@ func (c *Collector) count(taskType string, acks []transport.Item) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.summary.Duplicates += duplicates
-	if results+failures == 0 {
+	if results+failures+duplicates == 0 {
 		return
 	}
 	ts := c.summary.ByType[taskType]
 	ts.Results += results
 	ts.Failures += failures
+	ts.Duplicates += duplicates
 	c.summary.Results += results
 	c.summary.Failures += failures
 	c.summary.ByType[taskType] = ts

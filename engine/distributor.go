@@ -31,6 +31,12 @@ type Distributor struct {
 	meter   meter
 
 	done, produced atomic.Int64 // the run's progress, for Progress
+
+	// For Status: the run under way, when it ended, and its peers as of
+	// the last heartbeat interval.
+	live  atomic.Pointer[distRun]
+	ended atomic.Pointer[time.Time]
+	peers atomic.Pointer[peerView]
 }
 
 // NewDistributor validates the tasks, their dependency graph, the
@@ -134,7 +140,9 @@ func (d *Distributor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}
-	start := time.Now()
+	start := r.started
+	d.live.Store(r)
+	defer func() { end := time.Now(); d.ended.Store(&end) }()
 	d.log.Info("distributor running", "endpoint", addr, "run", runName(r.runID), "task_types", len(d.specs),
 		"wait_metadata", d.s.waitMetadata, "heartbeat", d.s.heartbeat, "liveness_timeout", d.s.liveness)
 	err = r.run(ctx)
@@ -176,6 +184,8 @@ type distRun struct {
 	tokenKey transport.Token
 	signer   *tokenSigner
 	dur      *durable // the journal of a durable run (WithJournal); nil otherwise
+
+	started time.Time
 
 	// Scratch space of dispatch and onAcks, reused from call to call.
 	handouts []handout
@@ -233,6 +243,7 @@ func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, e
 		timeoutTicks: uint64((d.s.liveness + d.s.heartbeat - 1) / d.s.heartbeat),
 		dur:          dur,
 		payloads:     slab{codec: d.s.codec},
+		started:      time.Now(),
 	}
 	if dur != nil && dur.begun {
 		r.runID, r.tokenKey, r.signer = dur.run, dur.key, newTokenSigner(dur.key)
@@ -245,6 +256,9 @@ func newDistRun(d *Distributor, l transport.Listener, dur *durable) (*distRun, e
 			log:         d.s.logger.With("component", "task", "task_type", spec.Type),
 		}
 		ts.ackHandler, _ = spec.Task.(AckHandler)
+		if len(spec.DependsOn) == 0 {
+			ts.counts.state.Store(int32(TaskRunning))
+		}
 		r.tasks[spec.Type] = ts
 		r.order = append(r.order, ts)
 	}
@@ -351,6 +365,7 @@ func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err e
 		if err := r.heartbeat(ctx); err != nil {
 			return false, err
 		}
+		r.publishPeers(now)
 		if err := r.reclaim(ctx, now); err != nil {
 			return false, err
 		}

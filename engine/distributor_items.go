@@ -27,6 +27,7 @@ type taskState struct {
 	retry       []*flight        // to be handed out again, oldest first
 	touched     bool             // in distRun.touched
 	ackHandler  AckHandler       // the task's, if it is one
+	counts      taskCounts       // for Status
 }
 
 // flight is an item from its production to its completion.
@@ -189,6 +190,7 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 func (r *distRun) track(ts *taskState, id uint64, payload []byte, last bool) *flight {
 	r.nextID = max(r.nextID, id)
 	r.d.produced.Add(1)
+	ts.counts.produced.Add(1)
 	f := r.newFlight()
 	*f = flight{id: id, ts: ts, attempt: 1, payload: payload}
 	r.items.put(f)
@@ -207,6 +209,7 @@ func (r *distRun) requeue(f *flight) {
 	f.worker, f.queued = nil, true
 	f.ts.retry = append(f.ts.retry, f)
 	r.d.meter.redelivered.Add(1)
+	f.ts.counts.redelivered.Add(1)
 }
 
 // returnCredit gives the worker of f's attempt its credit back: its window
@@ -295,9 +298,11 @@ func (r *distRun) complete(ctx context.Context, f *flight, ack *transport.Item) 
 	f.done = true
 	ts.inflight--
 	r.d.done.Add(1)
+	ts.counts.completed.Add(1)
 	failed := ack.Flags&transport.FlagFailed != 0
 	if failed {
 		ts.failed++
+		ts.counts.failed.Add(1)
 	}
 	taskHandler := ts.ackHandler
 	if taskHandler != nil || r.d.s.onAck != nil {
@@ -356,9 +361,13 @@ func (r *distRun) checkComplete(ctx context.Context, ts *taskState) error {
 		return nil
 	}
 	ts.complete = true
+	ts.counts.state.Store(int32(TaskComplete))
 	released, err := r.tracker.Complete(ts.spec.Type)
 	if err != nil {
 		return err
+	}
+	for _, t := range released {
+		r.tasks[t].counts.state.Store(int32(TaskRunning))
 	}
 	ts.log.Info("task type complete", "items", ts.produced, "failed", ts.failed)
 	for _, t := range released {
@@ -387,6 +396,7 @@ func (r *distRun) retryLater(f *flight, now time.Time) {
 	f.worker, f.queued = nil, true
 	heap.Push(&r.delayed, retryAt{due: now.Add(wait), f: f})
 	r.d.meter.retried.Add(1)
+	f.ts.counts.retried.Add(1)
 }
 
 // releaseRetries moves the items whose backoff passed to their task's

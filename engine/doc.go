@@ -170,6 +170,16 @@
 // messages are also logged at warn level, sparingly, so that a peer that
 // sends many cannot flood the log.
 //
+// Distributor.Status is a live view of the run, safe to call at any time:
+// per task type the items produced, in flight, completed, failed for
+// good, retried and redelivered and whether it waits for a dependency;
+// per worker its window, the items handed to it and finished, and when it
+// was last heard from; the rate and, for tasks that know their total
+// (Sized, as Items does), the time left. It costs the run an atomic add
+// per counter and item and a snapshot of the peers per heartbeat interval.
+// The collector's Summary counts results, failures and duplicates per
+// task type.
+//
 // The engine imports the transport contract and, to make inproc endpoints
 // work with no set-up, the pure-Go package transport/inproc; it never
 // imports ZeroMQ, so a program that uses inproc endpoints alone builds with

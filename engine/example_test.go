@@ -217,3 +217,41 @@ func ExampleResumer() {
 	fmt.Println(item.Payload, item.Last)
 	// Output: c true
 }
+
+// A run's live status: a program (or an operator's endpoint) can call
+// Status at any time during the run; here it is read once the run is over.
+func ExampleDistributor_Status() {
+	ep := engine.InProcess("example-status")
+	dist, err := engine.NewDistributor(ep, []engine.TaskSpec{
+		{Type: "fetch", Task: engine.Items(20, func(i int) (any, error) { return i, nil })},
+		{Type: "index", Task: engine.Items(5, func(i int) (any, error) { return i, nil }), DependsOn: []string{"fetch"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	noop := engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) { return nil, nil })
+	fetch, err := engine.NewWorker(ep, "fetch", noop)
+	if err != nil {
+		panic(err)
+	}
+	index, err := engine.NewWorker(ep, "index", noop)
+	if err != nil {
+		panic(err)
+	}
+	collector, err := engine.NewCollector(ep, engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }))
+	if err != nil {
+		panic(err)
+	}
+	if err := engine.RunAll(context.Background(), dist, fetch, index, collector); err != nil {
+		panic(err)
+	}
+	st := dist.Status()
+	fmt.Printf("%d of %d items complete, %d in flight\n", st.Completed, st.Total, st.InFlight)
+	for _, ts := range st.Tasks {
+		fmt.Printf("%s: %s, %d of %d, depends on %v\n", ts.Type, ts.State, ts.Completed, ts.Total, ts.DependsOn)
+	}
+	// Output:
+	// 25 of 25 items complete, 0 in flight
+	// fetch: complete, 20 of 20, depends on []
+	// index: complete, 5 of 5, depends on [fetch]
+}

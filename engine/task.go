@@ -109,19 +109,34 @@ func (a *Ack) Decode(v any) error { return a.codec.Unmarshal(a.data, v) }
 type Metadata map[string]any
 
 // Items returns a Task that produces n items, the i-th (from 0) with the
-// payload that payload(i) returns; n of 0 produces none. An error from payload aborts
-// the run.
+// payload that payload(i) returns; n of 0 produces none. An error from
+// payload aborts the run. It knows its total (Sized).
 func Items(n int, payload func(i int) (any, error)) Task {
-	next := 0
-	return TaskFunc(func(ctx context.Context) (Item, error) {
-		if next >= n {
-			return Item{}, ErrNoMoreItems
-		}
-		p, err := payload(next)
-		if err != nil {
-			return Item{}, err
-		}
-		next++
-		return Item{Payload: p, Last: next == n}, nil
-	})
+	return &itemsTask{n: n, payload: payload}
+}
+
+type itemsTask struct {
+	n, next int
+	payload func(i int) (any, error)
+}
+
+func (t *itemsTask) Next(context.Context) (Item, error) {
+	if t.next >= t.n {
+		return Item{}, ErrNoMoreItems
+	}
+	p, err := t.payload(t.next)
+	if err != nil {
+		return Item{}, err
+	}
+	t.next++
+	return Item{Payload: p, Last: t.next == t.n}, nil
+}
+
+func (t *itemsTask) Total() int64 { return int64(max(t.n, 0)) }
+
+// Sized is implemented by a Task that knows how many items it produces in
+// all. With it, a distributor's Status counts the items left and
+// estimates the time left.
+type Sized interface {
+	Total() int64
 }

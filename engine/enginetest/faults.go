@@ -187,6 +187,7 @@ func testDuplicatedMessagesAreHandledOnce(t *testing.T, s Suite) {
 	assert.Positive(t, sum.Duplicates)
 	assert.LessOrEqual(t, sum.Duplicates, 3*items)
 	assert.Equal(t, uint64(sum.Duplicates), c.Stats().Duplicates)
+	assert.Equal(t, sum.Duplicates, sum.ByType["calc"].Duplicates, "the duplicates are counted by task type too")
 }
 
 func testCollectorKilledAndReplaced(t *testing.T, s Suite) {

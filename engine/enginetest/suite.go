@@ -45,6 +45,7 @@ func Run(t *testing.T, s Suite) {
 		{"LoadIsBalancedBetweenTwoWorkers", testLoadIsBalancedBetweenTwoWorkers},
 		{"ShortItemsGrowTheWindow", testShortItemsGrowTheWindow},
 		{"LargeItemsBoundTheWindow", testLargeItemsBoundTheWindow},
+		{"StatusFollowsTheRun", testStatusFollowsTheRun},
 		{"LongItemsKeepTheWindow", testLongItemsKeepTheWindow},
 		{"ConcurrentWorkerHooks", testConcurrentWorkerHooks},
 		{"AckDataReachesTaskAndGatingHolds", testAckDataReachesTaskAndGatingHolds},

@@ -1,0 +1,77 @@
+package enginetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmqpipeline/zmqpipeline/engine"
+)
+
+// testStatusFollowsTheRun: Distributor.Status shows a run as it goes, a
+// type waiting for its dependency, items in flight, the workers and the
+// collector, and at the end every item complete.
+func testStatusFollowsTheRun(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	rec := newRecorder()
+	release := make(chan struct{})
+	held := func(ctx context.Context, job *engine.Job) (any, error) {
+		if !waitFor(release, 10*time.Second) {
+			return nil, context.DeadlineExceeded
+		}
+		return echo(ctx, job)
+	}
+	d := newDistributor(t, ep, []engine.TaskSpec{
+		{Type: "calc", Task: intItems(30)},
+		{Type: "report", Task: intItems(10), DependsOn: []string{"calc"}},
+	}, quickLiveness)
+	before := d.Status()
+	assert.Empty(t, before.Run, "no run before Run")
+	assert.Equal(t, int64(40), before.Total, "both tasks know their totals")
+	require.Len(t, before.Tasks, 2)
+	assert.Equal(t, engine.TaskRunning, before.Tasks[0].State)
+	assert.Equal(t, engine.TaskWaiting, before.Tasks[1].State)
+
+	calc := newWorker(t, ep, "calc", held, engine.WithPrefetch(0), engine.WithConcurrency(2))
+	report := newWorker(t, ep, "report", echo)
+	c := rec.collector(t, ep)
+	errs := runRest(ctx, d, c, calc, report)
+
+	var mid engine.Status
+	eventually(t, "the status shows the held items and both workers", func() bool {
+		mid = d.Status()
+		return mid.Produced == 2 && len(mid.Workers) == 2 && mid.Collector != ""
+	})
+	assert.NotEmpty(t, mid.Run)
+	assert.Positive(t, mid.Elapsed)
+	calcStatus, reportStatus := mid.Tasks[0], mid.Tasks[1]
+	assert.Equal(t, engine.TaskStatus{Type: "calc", State: engine.TaskRunning, Total: 30, Produced: 2, InFlight: 2}, calcStatus)
+	assert.Equal(t, engine.TaskStatus{Type: "report", DependsOn: []string{"calc"}, State: engine.TaskWaiting, Total: 10}, reportStatus)
+	types := map[string]engine.WorkerStatus{}
+	for _, w := range mid.Workers {
+		types[w.TaskType] = w
+	}
+	assert.Equal(t, 2, types["calc"].Window, "two goroutines, no prefetch")
+	assert.Equal(t, uint32(2), types["calc"].Handed)
+	assert.WithinDuration(t, time.Now(), types["calc"].LastSeen, 5*time.Second)
+	assert.Contains(t, types, "report")
+
+	close(release)
+	requireAllNil(t, errs, 4)
+	end := d.Status()
+	assert.Equal(t, int64(40), end.Completed)
+	assert.Zero(t, end.InFlight)
+	assert.Zero(t, end.Remaining, "nothing left")
+	for _, ts := range end.Tasks {
+		assert.Equal(t, engine.TaskComplete, ts.State, ts.Type)
+		assert.Equal(t, ts.Total, ts.Completed, ts.Type)
+	}
+	elapsed := end.Elapsed
+	time.Sleep(5 * time.Millisecond) // the elapsed time of a run that ended stays put
+	assert.Equal(t, elapsed, d.Status().Elapsed)
+	assert.Equal(t, engine.TypeSummary{Results: 30}, c.Summary().ByType["calc"])
+}
