@@ -243,8 +243,6 @@ type workerRun struct {
 	// payloads: what an item weighs, on average, when the window grows.
 	received, receivedBytes atomic.Int64
 
-	spare chan []outcome // outcome slices the reporter is done with
-
 	growMu    sync.Mutex   // serialises grow
 	window    atomic.Int64 // credits announced: goroutines plus prefetch
 	maxWindow int
@@ -278,24 +276,25 @@ func (r *workerRun) run(ctx context.Context) error {
 		execs   sync.WaitGroup
 		initErr = make(chan error, w.s.concurrency)
 	)
-	// Executors hand what they finished to one reporter, which encodes and
-	// sends it while they go on to their next item: after a handler
-	// returns, the next one starts without waiting for the send. When the
-	// reporter falls behind, executors wait for it.
-	finished := make(chan []outcome, w.s.concurrency)
-	r.spare = make(chan []outcome, w.s.concurrency+1)
+	// Executors hand what they finished to one reporter (through the
+	// outbox), which encodes and sends it while they go on to their next
+	// item: after a handler returns, the next one starts without waiting
+	// for the send.
+	box := newOutbox()
+	defer box.stop()
+	executed := make(chan struct{}) // closed once every executor returned
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
-		r.report(ctx, cancel, finished)
+		r.report(ctx, cancel, box, executed)
 	}()
 	for i := range w.s.concurrency {
-		execs.Go(func() { r.execute(ctx, i, jobs, finished, initErr) })
+		execs.Go(func() { r.execute(ctx, i, jobs, box, initErr) })
 	}
 	stop := func() {
 		jobs.close()
 		execs.Wait()
-		close(finished)
+		close(executed)
 		<-reported
 	}
 	for range w.s.concurrency {
@@ -437,13 +436,12 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 	return nil
 }
 
-// execute is one executing goroutine. It hands what it finished to the
-// reporter in batches: it keeps outcomes while more items are queued for
-// it, and hands them over before it waits for an item, when it has an
-// eighth of the window, or when the first began maxResultHold ago. So
-// short items travel many to a message, and a result never waits for
-// anything but the items queued before it, and never long.
-func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, finished chan<- []outcome, initErr chan<- error) {
+// execute is one executing goroutine. It adds each outcome to the outbox
+// as it finishes the item, and tells the reporter to take them before it
+// waits for an item (see outbox). Every few items it checks how long they
+// take, and grows the window while it holds less than minWindowWork of
+// such items, so that short items go many to a message.
+func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, box *outbox, initErr chan<- error) {
 	w := r.w
 	if w.s.goroutineInit != nil {
 		if err := protect(func() error { return w.s.goroutineInit(ctx, index, r.md) }); err != nil {
@@ -452,27 +450,15 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 		}
 	}
 	initErr <- nil
+	// A streak is the items taken one after another, without a wait.
 	var (
-		pending []outcome
-		began   time.Time // when the first of pending began
+		streakStart time.Time
+		streak      int
 	)
-	// flush hands the outcomes to the reporter. adapt: first, if the
-	// window holds less than minWindowWork of items as long as these,
-	// grow it, so that short items go many to a message.
-	flush := func(adapt bool) {
-		n := len(pending)
-		if n == 0 {
-			return
-		}
-		if window := r.window.Load(); adapt && window < int64(r.maxWindow) && time.Since(began)/time.Duration(n)*time.Duration(window) < minWindowWork {
-			r.grow(ctx)
-		}
-		finished <- pending
-		pending = r.outcomes()
+	idle := func() {
+		box.signal()
+		streak = 0
 	}
-	idle := func() { flush(true) } // the goroutine waits next: the reporter runs meanwhile
-	pending = r.outcomes()
-	defer flush(false)
 	afterItem := false
 	var mine fifo[*Job]
 	var actx *attemptContext // the attempts' context, under a deadline
@@ -494,19 +480,27 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, fini
 			continue // drain: the run is over; these stay in held
 		}
 		job.Goroutine = index
-		if len(pending) == 0 {
-			began = time.Now()
+		if streak == 0 {
+			streakStart = time.Now()
 		}
 		out, err := r.attempt(ctx, job, &actx)
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
-		pending = append(pending, outcome{job: job, out: out, err: err})
-		if len(pending) >= r.flushAt() || time.Since(began) >= maxResultHold {
-			flush(true)
+		box.add(outcome{job: job, out: out, err: err}, r.flushAt())
+		if streak++; streak == streakCheck {
+			window := r.window.Load()
+			if window < int64(r.maxWindow) && time.Since(streakStart)/streakCheck*time.Duration(window) < minWindowWork {
+				r.grow(ctx)
+			}
+			streak = 0
 		}
 	}
 }
+
+// streakCheck is how many items in a row an executing goroutine times at
+// once, to tell whether the window holds too little work.
+const streakCheck = 8
 
 // attempt runs the handler on job, within the execution deadline if the
 // task type has one: an attempt that runs past it fails, whatever the
@@ -533,10 +527,10 @@ func (r *workerRun) attempt(ctx context.Context, job *Job, actx **attemptContext
 	return out, err
 }
 
-// flushAt is how many outcomes an executing goroutine hands over at once
-// at most: a quarter of the window, so that several batches are on their
-// way at any time and the distributor, the worker and the collector work
-// at once rather than in turn.
+// flushAt is how many outcomes make the outbox call the reporter at once:
+// an eighth of the window, so that several batches are on their way at
+// any time and the distributor, the worker and the collector work at once
+// rather than in turn.
 func (r *workerRun) flushAt() int {
 	return min(max(int(r.window.Load())/8, 1), maxResultBatch)
 }
@@ -592,67 +586,40 @@ type outcome struct {
 }
 
 // maxResultBatch bounds the outcomes a worker sends in one message, and
-// maxResultHold how long an executing goroutine keeps an outcome while it
-// executes the items queued after it.
+// maxResultHold how long an outcome waits in the outbox at most.
 const (
 	maxResultBatch = 256
 	maxResultHold  = 500 * time.Microsecond
 )
 
-// report sends every outcome to the collector, as many in one message as
-// the goroutines handed over when it sends (it never waits for more); the
+// report sends what the executing goroutines finished to the collector,
+// all that the outbox holds, in one message each time it is told to (see
+// outbox), until executed is closed; then it sends what is left. The
 // first failure to send stops the run (the rest stay held and are handed
 // back on leaving).
-func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, finished <-chan []outcome) {
-	var (
-		merged []outcome
-		got    [][]outcome
-	)
-	for first := range finished {
-		merged, got = append(merged[:0], first...), append(got[:0], first)
-	gather:
-		for len(merged) < maxResultBatch {
-			select {
-			case more, ok := <-finished:
-				if !ok {
-					break gather
-				}
-				merged, got = append(merged, more...), append(got, more)
-			default:
-				break gather
-			}
-		}
-		if ctx.Err() == nil {
-			if err := r.finish(ctx, merged); err != nil {
+func (r *workerRun) report(ctx context.Context, fail context.CancelCauseFunc, box *outbox, executed <-chan struct{}) {
+	var spare []outcome
+	send := func() {
+		batch := box.take(spare)
+		for rest := batch; len(rest) > 0 && ctx.Err() == nil; {
+			n := min(len(rest), maxResultBatch)
+			if err := r.finish(ctx, rest[:n]); err != nil {
 				fail(err)
+				break
 			}
+			rest = rest[n:]
 		}
-		clear(merged)
-		for _, o := range got {
-			r.recycle(o)
+		clear(batch)
+		spare = batch[:0]
+	}
+	for {
+		select {
+		case <-box.ready:
+			send()
+		case <-executed:
+			send()
+			return
 		}
-		clear(got)
-	}
-}
-
-// outcomes returns an empty slice for an executing goroutine's outcomes:
-// one the reporter is done with, if there is one.
-func (r *workerRun) outcomes() []outcome {
-	select {
-	case o := <-r.spare:
-		return o
-	default:
-		return make([]outcome, 0, r.flushAt())
-	}
-}
-
-// recycle gives a slice of outcomes the reporter is done with back to the
-// executing goroutines.
-func (r *workerRun) recycle(o []outcome) {
-	clear(o)
-	select {
-	case r.spare <- o[:0]:
-	default:
 	}
 }
 

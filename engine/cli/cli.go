@@ -141,6 +141,7 @@ const (
 	EnvRejoin      = "ZMQPIPELINE_REJOIN"
 	EnvGrace       = "ZMQPIPELINE_GRACE"
 	EnvLog         = "ZMQPIPELINE_LOG"
+	EnvMetrics     = "ZMQPIPELINE_METRICS"
 )
 
 // DefaultGrace is how long a worker process drains on SIGTERM by default.
@@ -213,6 +214,10 @@ type Config struct {
 	Rejoin time.Duration
 	// Grace bounds how long a worker process drains on its first signal.
 	Grace time.Duration
+	// Metrics, if set, is a tcp address (host:port) where the process
+	// serves its components' Prometheus metrics at /metrics while they
+	// run (see package engine/metrics).
+	Metrics string
 	// Logger logs to stderr at the -log level; every component gets it.
 	Logger *slog.Logger
 	// Security holds the keys (-key, -distributor-key, -collector-key,
@@ -235,6 +240,9 @@ type Process struct {
 	Metadata    *engine.MetadataSource
 	// Elapsed is how long the components ran.
 	Elapsed time.Duration
+	// MetricsAddr is where the process served its metrics (-metrics),
+	// with the port the system picked; "" without.
+	MetricsAddr string
 }
 
 // Main parses the program's command line (flag.CommandLine, with the
@@ -330,7 +338,7 @@ func ExitCode(err error) int {
 // flags holds the command line before it becomes a Config.
 type flags struct {
 	role, distributor, collector, types, log string
-	journal                                  string
+	journal, metrics                         string
 	workers, quorum, maxPeers, maxInFlight   int
 	heartbeat, liveness, rejoin, grace       time.Duration
 	itemTimeout, journalSync                 time.Duration
@@ -354,6 +362,7 @@ func (f *flags) register(fs *flag.FlagSet, name string) {
 	fs.DurationVar(&f.journalSync, "journal-sync", engine.DefaultJournalSync, "distributor: how often the journal is synced to disk; 0 syncs before every hand-out (env "+EnvJournalSync+")")
 	fs.DurationVar(&f.rejoin, "rejoin", 0, "worker, collector: how long to wait for a lost distributor to come back; 0 stops at once (env "+EnvRejoin+")")
 	fs.DurationVar(&f.grace, "grace", DefaultGrace, "worker: on SIGINT or SIGTERM, how long to finish the items held before handing back the rest (env "+EnvGrace+")")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics while the components run, ADDR host:port (:0 picks a port, printed on stderr); off if empty (env "+EnvMetrics+")")
 	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
 	f.keys.register(fs)
 }
@@ -384,6 +393,7 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		{"rejoin", EnvRejoin, nil, nil, &f.rejoin},
 		{"grace", EnvGrace, nil, nil, &f.grace},
 		{"log", EnvLog, &f.log, nil, nil},
+		{"metrics", EnvMetrics, &f.metrics, nil, nil},
 		{"key", EnvKey, &f.keys.key, nil, nil},
 		{"distributor-key", EnvDistributorKey, &f.keys.distributorKey, nil, nil},
 		{"collector-key", EnvCollectorKey, &f.keys.collectorKey, nil, nil},
@@ -430,6 +440,7 @@ func (f *flags) config() (*Config, error) {
 		MaxInFlight: f.maxInFlight,
 		Journal:     f.journal,
 		JournalSync: f.journalSync,
+		Metrics:     f.metrics,
 	}
 	if !slices.Contains(roles, c.Role) {
 		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker or metadata", ErrUsage, f.role)

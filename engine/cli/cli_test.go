@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -231,4 +234,63 @@ func ExampleRun() {
 	// Output:
 	// role all - sum of squares 30
 	// exit code 0
+}
+
+// -metrics serves the components' Prometheus metrics while they run, on
+// the address given, and stops with them.
+func TestMetricsFlagServesTheRun(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	url := "http://" + addr + "/metrics"
+	get := func() (string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	release := make(chan struct{})
+	scraped := make(chan string, 1)
+	go func() {
+		defer close(release)
+		// Scrape until the nine items before the held one show as complete.
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if body, err := get(); err == nil && strings.Contains(body, `zmqpipeline_items_completed_total{task_type="square"} 9`) {
+				scraped <- body
+				return
+			}
+		}
+	}()
+	var s squares
+	proc, err := run(t, []string{"-metrics", addr}, func(cfg *cli.Config) (*cli.Pipeline, error) {
+		return s.pipeline(10, func(ctx context.Context, job *engine.Job) (any, error) {
+			if job.ItemID == 10 {
+				<-release
+			}
+			return square(ctx, job)
+		}), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, addr, proc.MetricsAddr)
+	var body string
+	select {
+	case body = <-scraped:
+	default:
+		t.Fatal("no scrape showed the run under way")
+	}
+	for _, line := range []string{
+		`zmqpipeline_items_total{task_type="square"} 10`,
+		`zmqpipeline_items_in_flight{task_type="square"} 1`,
+		`zmqpipeline_collector_results_total{task_type="square"} 9`,
+		`zmqpipeline_worker_items_executed_total{task_type="square"} 9`,
+		`zmqpipeline_task_state{state="running",task_type="square"} 1`,
+	} {
+		assert.Contains(t, body, line)
+	}
+	_, err = get()
+	assert.Error(t, err, "the metrics stop with the components")
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
+	"github.com/zmqpipeline/zmqpipeline/engine/metrics"
 )
 
 // assemble builds the components of cfg.Role from p; every component
@@ -161,10 +164,54 @@ func (p *Process) run(ctx context.Context) error {
 			announce("collector", p.Collector.Bound(), p.Collector.Addr)
 		}
 	}
+	if p.Config.Metrics != "" {
+		stop, err := p.serveMetrics()
+		if err != nil {
+			close(done)
+			announcers.Wait()
+			return err
+		}
+		defer stop()
+	}
 	start := time.Now()
 	err := engine.RunAll(ctx, comps...)
 	p.Elapsed = time.Since(start)
 	close(done)
 	announcers.Wait()
 	return err
+}
+
+// serveMetrics serves the components' metrics at /metrics on the -metrics
+// address until stop is called.
+func (p *Process) serveMetrics() (stop func(), err error) {
+	exp := metrics.New()
+	if p.Distributor != nil {
+		exp.AddDistributor(p.Distributor)
+	}
+	if p.Collector != nil {
+		exp.AddCollector(p.Collector)
+	}
+	for _, w := range p.Workers {
+		exp.AddWorker(w)
+	}
+	l, err := net.Listen("tcp", p.Config.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("%w: -metrics %q: %w", ErrUsage, p.Config.Metrics, err)
+	}
+	p.MetricsAddr = l.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", exp.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(l) // ErrServerClosed once stop is called
+	}()
+	fmt.Fprintf(os.Stderr, "metrics on http://%s/metrics\n", p.MetricsAddr)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-served
+	}, nil
 }

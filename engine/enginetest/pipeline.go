@@ -575,3 +575,39 @@ func testLongItemsKeepTheWindow(t *testing.T, s Suite) {
 	// than an item; a window that grew on every item would be at 64.
 	assert.LessOrEqual(t, mostInFlight(t, s, 8, work), 4)
 }
+
+// testResultsDoNotWaitForALongItem: the result of a short item reaches
+// the collector while the same goroutine executes a long one after it,
+// however long that one takes.
+func testResultsDoNotWaitForALongItem(t *testing.T, s Suite) {
+	ep := s.NewEndpoints(t)
+	ctx := testCtx(t)
+	firstHandled := make(chan struct{})
+	var once sync.Once
+	c, err := engine.NewCollector(ep, engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) {
+		if res.ItemID == 1 {
+			once.Do(func() { close(firstHandled) })
+		}
+		return nil, nil
+	}), engine.WithLogger(testLogger(t)))
+	require.NoError(t, err)
+	d := newDistributor(t, ep, []engine.TaskSpec{{Type: "calc", Task: intItems(2)}})
+	var stuck atomic.Bool
+	w := newWorker(t, ep, "calc", func(ctx context.Context, job *engine.Job) (any, error) {
+		if job.ItemID == 2 && !waitFor(firstHandled, 5*time.Second) {
+			stuck.Store(true)
+			return nil, errors.New("the first item's result waited for this one")
+		}
+		return nil, nil
+		// A window of 16: both items arrive together, and a result
+		// message would carry two.
+	}, engine.WithConcurrency(1), engine.WithPrefetch(15))
+	require.NoError(t, engine.RunAll(ctx, d, c, w))
+	select {
+	case <-firstHandled:
+	default:
+		t.Fatal("item 1 was never handled")
+	}
+	assert.False(t, stuck.Load(), "item 1's result waited for item 2 to end")
+	assert.Equal(t, 2, c.Summary().Results)
+}

@@ -41,20 +41,23 @@ func testStatusFollowsTheRun(t *testing.T, s Suite) {
 	c := rec.collector(t, ep)
 	errs := runRest(ctx, d, c, calc, report)
 
+	// The workers are published once a heartbeat interval: wait for an
+	// interval after the hand-out.
 	var mid engine.Status
+	types := map[string]engine.WorkerStatus{}
 	eventually(t, "the status shows the held items and both workers", func() bool {
 		mid = d.Status()
-		return mid.Produced == 2 && len(mid.Workers) == 2 && mid.Collector != ""
+		clear(types)
+		for _, w := range mid.Workers {
+			types[w.TaskType] = w
+		}
+		return mid.Produced == 2 && types["calc"].Handed == 2 && len(types) == 2 && mid.Collector != ""
 	})
 	assert.NotEmpty(t, mid.Run)
 	assert.Positive(t, mid.Elapsed)
 	calcStatus, reportStatus := mid.Tasks[0], mid.Tasks[1]
 	assert.Equal(t, engine.TaskStatus{Type: "calc", State: engine.TaskRunning, Total: 30, Produced: 2, InFlight: 2}, calcStatus)
 	assert.Equal(t, engine.TaskStatus{Type: "report", DependsOn: []string{"calc"}, State: engine.TaskWaiting, Total: 10}, reportStatus)
-	types := map[string]engine.WorkerStatus{}
-	for _, w := range mid.Workers {
-		types[w.TaskType] = w
-	}
 	assert.Equal(t, 2, types["calc"].Window, "two goroutines, no prefetch")
 	assert.Equal(t, uint32(2), types["calc"].Handed)
 	assert.WithinDuration(t, time.Now(), types["calc"].LastSeen, 5*time.Second)

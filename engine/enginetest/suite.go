@@ -46,6 +46,7 @@ func Run(t *testing.T, s Suite) {
 		{"ShortItemsGrowTheWindow", testShortItemsGrowTheWindow},
 		{"LargeItemsBoundTheWindow", testLargeItemsBoundTheWindow},
 		{"StatusFollowsTheRun", testStatusFollowsTheRun},
+		{"ResultsDoNotWaitForALongItem", testResultsDoNotWaitForALongItem},
 		{"LongItemsKeepTheWindow", testLongItemsKeepTheWindow},
 		{"ConcurrentWorkerHooks", testConcurrentWorkerHooks},
 		{"AckDataReachesTaskAndGatingHolds", testAckDataReachesTaskAndGatingHolds},
