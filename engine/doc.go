@@ -55,10 +55,10 @@
 // ACK message the ACKs of one result message (PROTOCOL.md, version 4).
 // Nothing waits to fill a batch. The distributor hands out, in one message
 // per worker, as many items as the credit that came back with one ACK
-// message allows; an executing goroutine hands its outcomes to the
-// reporter before it would wait for an item, at an eighth of the window,
-// or 500 µs after the first began, whichever comes first, and the reporter
-// sends what it was handed. So an item of 10 ms travels alone and at once,
+// message allows; executing goroutines put each outcome in the worker's
+// outbox as they finish the item, and the reporter sends all it holds when
+// it holds an eighth of the window, when a goroutine is about to wait for
+// an item, or once the oldest has waited 500 µs, whichever comes first. So an item of 10 ms travels alone and at once,
 // and a million items of a microsecond travel a hundred or more to a
 // message: each message's cost (a channel hand-off, a ZeroMQ frame, a
 // wake-up) is shared, and the per-item work that is left (a token, a table

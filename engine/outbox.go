@@ -8,24 +8,23 @@ import (
 // outbox gathers a worker's outcomes for its reporter. Executing
 // goroutines add each outcome as they finish it; the reporter takes all
 // there is, into one result message, when there are an eighth of the
-// window, when a goroutine is about to wait for an item, or once the
-// oldest has waited maxResultHold, whichever comes first. A timer sees to
+// window, when a goroutine is about to wait for an item, when an item
+// that is not short ends, or once the oldest has waited maxResultHold,
+// whichever comes first. A timer sees to
 // the last even while every goroutine is inside a long item: it sends
 // early; nothing holds an outcome back until a later item ends, however
 // long that item takes.
 type outbox struct {
 	mu      sync.Mutex
-	taken   sync.Cond // the reporter took what was pending
 	pending []outcome
 	oldest  time.Time // when the first of pending was added
-	armed   bool      // the timer will fire; it is not stopped, only re-armed
+	armed   bool      // the timer will fire
 	timer   *time.Timer
 	ready   chan struct{} // the reporter has something to take; capacity 1
 }
 
 func newOutbox() *outbox {
 	o := &outbox{ready: make(chan struct{}, 1)}
-	o.taken.L = &o.mu
 	o.timer = time.AfterFunc(time.Hour, o.expire)
 	o.timer.Stop()
 	return o
@@ -33,29 +32,25 @@ func newOutbox() *outbox {
 
 // add adds an outcome; the one that makes flushAt pending tells the
 // reporter (once: those after it go with them, as the reporter takes all
-// there is). While twice that many wait for the reporter, add waits for
-// it to take them: the outbox is bounded, and goroutines that finish
-// items faster than they can be sent give way to the goroutines that send
-// them.
-func (o *outbox) add(oc outcome, flushAt int) {
+// there is), and so does any with now set: the outcome of an item too long
+// to be worth batching. It never waits: what the outbox holds is bounded
+// by the items the worker holds, which its window bounds.
+func (o *outbox) add(oc outcome, flushAt int, now bool) {
 	o.mu.Lock()
-	for len(o.pending) >= 2*flushAt {
-		o.taken.Wait()
-	}
 	o.pending = append(o.pending, oc)
 	n := len(o.pending)
+	send := n == flushAt || now
 	if n == 1 {
 		o.oldest = time.Now()
-		if !o.armed {
-			// Armed once per hold at most, however many batches go out
-			// meanwhile: a batch taken early leaves the timer to fire,
-			// and expire arms it again for what is pending then.
+		if !send && !o.armed {
+			// Only an outcome left to wait needs the timer: arming one
+			// that the reporter then stops would still wake the process.
 			o.armed = true
 			o.timer.Reset(maxResultHold)
 		}
 	}
 	o.mu.Unlock()
-	if n == flushAt {
+	if send {
 		o.signal()
 	}
 }
@@ -96,7 +91,12 @@ func (o *outbox) take(spare []outcome) []outcome {
 	defer o.mu.Unlock()
 	taken := o.pending
 	o.pending = spare[:0]
-	o.taken.Broadcast()
+	if o.armed && o.timer.Stop() {
+		// Nothing is left to wait for: a timer that fired now would only
+		// wake the process (and late wake-ups delay the handlers' own
+		// timers; see README "The seed's workloads").
+		o.armed = false
+	}
 	return taken
 }
 

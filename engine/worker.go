@@ -439,8 +439,10 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 // execute is one executing goroutine. It adds each outcome to the outbox
 // as it finishes the item, and tells the reporter to take them before it
 // waits for an item (see outbox). Every few items it checks how long they
-// take, and grows the window while it holds less than minWindowWork of
-// such items, so that short items go many to a message.
+// take: the outcomes of items that take more than an eighth of
+// maxResultHold go at once, and it grows the window while it holds less
+// than minWindowWork of items that short, so that they go many to a
+// message.
 func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, box *outbox, initErr chan<- error) {
 	w := r.w
 	if w.s.goroutineInit != nil {
@@ -450,10 +452,13 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, box 
 		}
 	}
 	initErr <- nil
-	// A streak is the items taken one after another, without a wait.
+	// A streak is the items taken one after another, without a wait;
+	// short, that the last full streak's items were short enough to be
+	// worth sending many to a message (until one is timed, they are not).
 	var (
 		streakStart time.Time
 		streak      int
+		short       bool
 	)
 	idle := func() {
 		box.signal()
@@ -487,10 +492,11 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, box 
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
-		box.add(outcome{job: job, out: out, err: err}, r.flushAt())
+		box.add(outcome{job: job, out: out, err: err}, r.flushAt(), !short)
 		if streak++; streak == streakCheck {
-			window := r.window.Load()
-			if window < int64(r.maxWindow) && time.Since(streakStart)/streakCheck*time.Duration(window) < minWindowWork {
+			perItem := time.Since(streakStart) / streakCheck
+			short = perItem < maxResultHold/streakCheck
+			if window := r.window.Load(); window < int64(r.maxWindow) && perItem*time.Duration(window) < minWindowWork {
 				r.grow(ctx)
 			}
 			streak = 0
