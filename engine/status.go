@@ -170,7 +170,7 @@ func (r *distRun) publishPeers(now time.Time) {
 // concurrently with Run. Before Run begins it lists the task types
 // waiting.
 func (d *Distributor) Status() Status {
-	st := Status{Total: 0, Stats: d.Stats()}
+	st := Status{Stats: d.Stats()}
 	r := d.live.Load()
 	if r != nil {
 		st.Run = runName(r.runID)

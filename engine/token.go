@@ -89,15 +89,6 @@ func (s *tokenSigner) signing(taskType string) cipher.Block {
 	return b
 }
 
-// verify reports whether it (the item of a result of taskType) carries
-// the token of the hand-out it claims to answer. It keeps the cipher of a
-// task type only once a token of that type checked, so a peer that sends
-// results of made-up types cannot grow the map.
-func (s *tokenSigner) verify(taskType string, it *transport.Item) bool {
-	v := s.verifier(taskType)
-	return v.check(it)
-}
-
 // verifier returns what checks the tokens of a batch of taskType's
 // results, with one look-up for the batch.
 func (s *tokenSigner) verifier(taskType string) tokenVerifier {
