@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -21,10 +22,11 @@ type outbox struct {
 	armed   bool      // the timer will fire
 	timer   *time.Timer
 	ready   chan struct{} // the reporter has something to take; capacity 1
+	taken   chan struct{} // closed (and replaced) when the reporter takes
 }
 
 func newOutbox() *outbox {
-	o := &outbox{ready: make(chan struct{}, 1)}
+	o := &outbox{ready: make(chan struct{}, 1), taken: make(chan struct{})}
 	o.timer = time.AfterFunc(time.Hour, o.expire)
 	o.timer.Stop()
 	return o
@@ -33,10 +35,21 @@ func newOutbox() *outbox {
 // add adds an outcome; the one that makes flushAt pending tells the
 // reporter (once: those after it go with them, as the reporter takes all
 // there is), and so does any with now set: the outcome of an item too long
-// to be worth batching. It never waits: what the outbox holds is bounded
-// by the items the worker holds, which its window bounds.
-func (o *outbox) add(oc outcome, flushAt int, now bool) {
+// to be worth batching. While twice flushAt wait for the reporter, add
+// waits for it to take them (or for ctx to end): goroutines that finish
+// items faster than they can be sent give way to the one that sends them.
+func (o *outbox) add(ctx context.Context, oc outcome, flushAt int, now bool) {
 	o.mu.Lock()
+	for len(o.pending) >= 2*flushAt && ctx.Err() == nil {
+		taken := o.taken
+		o.mu.Unlock()
+		o.signal()
+		select {
+		case <-taken:
+		case <-ctx.Done():
+		}
+		o.mu.Lock()
+	}
 	o.pending = append(o.pending, oc)
 	n := len(o.pending)
 	send := n == flushAt || now
@@ -91,6 +104,8 @@ func (o *outbox) take(spare []outcome) []outcome {
 	defer o.mu.Unlock()
 	taken := o.pending
 	o.pending = spare[:0]
+	close(o.taken)
+	o.taken = make(chan struct{})
 	if o.armed && o.timer.Stop() {
 		// Nothing is left to wait for: a timer that fired now would only
 		// wake the process (and late wake-ups delay the handlers' own

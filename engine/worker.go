@@ -492,7 +492,7 @@ func (r *workerRun) execute(ctx context.Context, index int, jobs *jobQueue, box 
 		if ctx.Err() != nil {
 			continue // cancelled mid-item: report it unfinished, not failed
 		}
-		box.add(outcome{job: job, out: out, err: err}, r.flushAt(), !short)
+		box.add(ctx, outcome{job: job, out: out, err: err}, r.flushAt(), !short)
 		if streak++; streak == streakCheck {
 			perItem := time.Since(streakStart) / streakCheck
 			short = perItem < maxResultHold/streakCheck
