@@ -619,9 +619,13 @@ func (p *pipe) sendOne(m *outMsg) bool {
 	return true
 }
 
-// readIn moves received messages into the inbox while it has room.
+// readIn moves received messages into the inbox while it has room, at
+// most maxReadIn of them: step then sends what is queued before it reads
+// more, so that a peer flooding the socket with messages (which the
+// engine reads and drops as fast as they come) does not hold up what goes
+// out, heartbeats first of all.
 func (p *pipe) readIn() {
-	for {
+	for range maxReadIn {
 		if p.heldIn != nil {
 			select {
 			case p.inbox <- *p.heldIn:
@@ -652,6 +656,9 @@ func (p *pipe) readIn() {
 		}
 	}
 }
+
+// maxReadIn bounds the messages readIn moves at a time.
+const maxReadIn = 256
 
 // recvAuthenticated receives one message and the User-Id that ZAP gave
 // its connection: the client's key. The id comes from the message's last
