@@ -202,6 +202,9 @@ type distRun struct {
 	// interval: its hellos, goodbyes and metadata, and whether it was told
 	// to say hello again. Cleared every tick.
 	thisTick map[transport.PeerID]answered
+	// status is the last answer to a status request, made at statusAt.
+	status   []byte
+	statusAt time.Time
 
 	ready     int              // workers that announced capacity, for the quorum
 	granted   int              // credit given to workers, in all (WithLimits)
@@ -365,7 +368,7 @@ func (r *distRun) onTimers(ctx context.Context, now time.Time) (over bool, err e
 		if err := r.heartbeat(ctx); err != nil {
 			return false, err
 		}
-		r.publishPeers(now)
+		r.publishPeers(now, true)
 		if err := r.reclaim(ctx, now); err != nil {
 			return false, err
 		}

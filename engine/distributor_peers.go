@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -31,6 +32,7 @@ type peerState struct {
 	progressAt time.Time
 	busySince  time.Time
 	seen       uint64 // the tick of its last message
+	rate       workerRate
 	// out holds messages the transport could not take at once, in order;
 	// work in it is bounded by the peer's credits.
 	out []transport.Envelope
@@ -63,7 +65,7 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		p.seen = r.tick
 	}
 	switch env.Kind {
-	case transport.KindHello, transport.KindMetadata, transport.KindBye:
+	case transport.KindHello, transport.KindMetadata, transport.KindBye, transport.KindStatus:
 		// Each is answered, and a hello can cost a welcome: a peer that
 		// sends them in a loop gets a few handled per tick, not an
 		// answer (and a log line) per message.
@@ -86,6 +88,9 @@ func (r *distRun) handle(ctx context.Context, from transport.PeerID, env transpo
 		return r.onMetadata(ctx, from, env)
 	case transport.KindBye:
 		return r.onBye(ctx, from, p, env)
+	case transport.KindStatus:
+		r.onStatus(from, env)
+		return nil
 	}
 	if p == nil {
 		// Not a peer of this run: declared gone, or it never said hello.
@@ -294,6 +299,32 @@ func (r *distRun) tellDone(ctx context.Context, p *peerState) error {
 	}
 	return r.post(ctx, p, transport.Envelope{Kind: transport.KindDone, ItemID: r.nextID, Payload: payload})
 }
+
+// onStatus answers a status request with the run's Status as JSON, made
+// at most once per statusFresh however many ask (and, through the
+// per-sender limit in handle, however often one asks). With keys, only a
+// key with the status role (or all) gets an answer.
+func (r *distRun) onStatus(from transport.PeerID, env transport.Envelope) {
+	if err := r.authorize(env, transport.RoleObserver); err != nil {
+		r.d.meter.ignore(r.d.log, IgnoredForbidden, "status request refused", "peer", from, "why", err)
+		r.tell(from, transport.Envelope{Kind: transport.KindReject, Count: uint32(transport.RejectForbidden), Payload: []byte(err.Error())})
+		return
+	}
+	if now := time.Now(); r.status == nil || now.Sub(r.statusAt) >= statusFresh {
+		r.publishPeers(now, false) // the peers as they are, not as of the last heartbeat
+		b, err := json.Marshal(r.d.Status())
+		if err != nil {
+			r.d.log.Error("could not encode the status", "err", err)
+			return
+		}
+		r.status, r.statusAt = b, now
+	}
+	r.tell(from, transport.Envelope{Kind: transport.KindStatus, Payload: r.status})
+}
+
+// statusFresh is how long an answer to a status request is given again
+// to whoever asks, rather than made anew.
+const statusFresh = 100 * time.Millisecond
 
 // authorize checks that the sender of env may take role, when the
 // listener authenticates its peers.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,20 @@ func (s TaskState) String() string {
 	return "unknown"
 }
 
+// MarshalText returns the state's name, as String.
+func (s TaskState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText sets s from its name.
+func (s *TaskState) UnmarshalText(b []byte) error {
+	for _, st := range []TaskState{TaskWaiting, TaskRunning, TaskComplete} {
+		if string(b) == st.String() {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("task state %q: want waiting, running or complete", b)
+}
+
 // TaskStatus is one task type's part of a Status.
 type TaskStatus struct {
 	Type      string
@@ -97,8 +112,10 @@ type WorkerStatus struct {
 	// (see WithLimits).
 	Window, Granted int
 	// Handed counts the items handed to it in this run, Finished those
-	// it reported finished in its heartbeats.
+	// it reported finished in its heartbeats, and Rate is how many it
+	// finished per second over the last few heartbeat intervals.
 	Handed, Finished uint32
+	Rate             float64
 	// LastSeen is when a message from it last arrived, to within a
 	// heartbeat interval.
 	LastSeen time.Time
@@ -127,20 +144,51 @@ type progressSample struct {
 	completed int64
 }
 
+// workerRate measures a worker's rate from the items it said it finished,
+// over the last rateSamples heartbeat intervals.
+type workerRate struct {
+	at       [rateSamples]time.Time
+	finished [rateSamples]uint32
+	n        int     // samples taken; the newest is at (n-1) % rateSamples
+	last     float64 // the rate, in items per second, as of the newest
+}
+
+// add takes a sample and measures the rate (0 until there are two).
+func (w *workerRate) add(at time.Time, finished uint32) {
+	i := w.n % rateSamples
+	w.at[i], w.finished[i] = at, finished
+	w.n++
+	oldest := 0
+	if w.n > rateSamples {
+		oldest = w.n % rateSamples
+	}
+	w.last = 0
+	if span := at.Sub(w.at[oldest]).Seconds(); span > 0 {
+		w.last = float64(finished-w.finished[oldest]) / span // uint32: a count that wrapped still subtracts right
+	}
+}
+
 // rateSamples is how many heartbeat intervals the rate is measured over.
 const rateSamples = 10
 
 // publishPeers publishes the peers for Status; the run's goroutine calls
-// it every heartbeat interval.
-func (r *distRun) publishPeers(now time.Time) {
-	v := &peerView{collector: string(r.collector)}
+// it every heartbeat interval, with sample set (the rates are measured
+// from those calls), and before it answers a status request.
+func (r *distRun) publishPeers(now time.Time, sample bool) {
+	v := &peerView{}
+	if r.collector != "" {
+		v.collector = r.collector.String()
+	}
 	for _, p := range r.peers {
 		if p.role != transport.RoleWorker || !p.welcomed {
 			continue
 		}
+		if sample {
+			p.rate.add(now, p.progress)
+		}
 		v.workers = append(v.workers, WorkerStatus{
 			Peer: p.id.String(), TaskType: p.taskType, Window: int(p.window), Granted: p.granted,
-			Handed: p.handed, Finished: p.progress, Draining: p.draining,
+			Handed: p.handed, Finished: p.progress, Rate: p.rate.last, Draining: p.draining,
 			LastSeen: now.Add(-time.Duration(r.tick-p.seen) * r.d.s.heartbeat),
 		})
 	}
@@ -159,10 +207,16 @@ func (r *distRun) publishPeers(now time.Time) {
 		}
 		return 0
 	})
-	if old := r.d.peers.Load(); old != nil {
-		v.samples = append(v.samples, old.samples[max(len(old.samples)-rateSamples+1, 0):]...)
+	old := r.d.peers.Load()
+	switch {
+	case !sample && old != nil:
+		v.samples = old.samples // read only, as every view is once published
+	case sample:
+		if old != nil {
+			v.samples = append(v.samples, old.samples[max(len(old.samples)-rateSamples+1, 0):]...)
+		}
+		v.samples = append(v.samples, progressSample{at: now, completed: r.d.done.Load()})
 	}
-	v.samples = append(v.samples, progressSample{at: now, completed: r.d.done.Load()})
 	r.d.peers.Store(v)
 }
 

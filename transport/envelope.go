@@ -76,15 +76,19 @@ const (
 	// array of ids). A collector started during a run so handles no item
 	// the distributor already has an ACK for.
 	KindDone Kind = 13
+	// KindStatus: an observer -> distributor, asking how the run is (no
+	// hello needed; Role is RoleObserver); distributor -> observer, the
+	// answer: Payload is engine.Status as JSON.
+	KindStatus Kind = 14
 
-	maxKind = KindDone
+	maxKind = KindStatus
 )
 
 var kindNames = [...]string{
 	KindHello: "hello", KindWelcome: "welcome", KindReady: "ready", KindWork: "work",
 	KindResult: "result", KindAck: "ack", KindMetadata: "metadata",
 	KindHeartbeat: "heartbeat", KindEnd: "end", KindBye: "bye", KindReject: "reject",
-	KindDone: "done",
+	KindDone: "done", KindStatus: "status",
 }
 
 // valid reports whether k is a kind of this version.
@@ -106,6 +110,9 @@ const (
 	RoleWorker    Role = 1
 	RoleCollector Role = 2
 	RoleMetadata  Role = 3
+	// RoleObserver asks a distributor for the run's status (KindStatus)
+	// and takes no part in the run.
+	RoleObserver Role = 4
 )
 
 // String returns the role's name.
@@ -117,6 +124,8 @@ func (r Role) String() string {
 		return "collector"
 	case RoleMetadata:
 		return "metadata"
+	case RoleObserver:
+		return "observer"
 	}
 	return fmt.Sprintf("role(%d)", uint8(r))
 }

@@ -5,7 +5,7 @@
 // default), or one role per process over ZeroMQ, chosen by flags or
 // environment variables:
 //
-//	-role all|distributor|collector|worker|metadata   ZMQPIPELINE_ROLE
+//	-role all|distributor|collector|worker|metadata|status  ZMQPIPELINE_ROLE
 //	-distributor ENDPOINT                             ZMQPIPELINE_DISTRIBUTOR
 //	-collector ENDPOINT                               ZMQPIPELINE_COLLECTOR
 //	-types TYPE,...  worker types this process runs   ZMQPIPELINE_TYPES
@@ -21,6 +21,9 @@
 //	-rejoin D        wait for a lost distributor      ZMQPIPELINE_REJOIN
 //	-grace D         worker: time to drain on SIGTERM ZMQPIPELINE_GRACE
 //	-log LEVEL       debug, info, warn or error       ZMQPIPELINE_LOG
+//	-metrics ADDR    serve Prometheus metrics         ZMQPIPELINE_METRICS
+//	-quiet           no progress bar or lines         ZMQPIPELINE_QUIET
+//	-progress-every D  progress lines off a terminal  ZMQPIPELINE_PROGRESS_EVERY
 //
 // and, to authenticate and encrypt with CURVE (see "Keys" below):
 //
@@ -30,7 +33,21 @@
 //	-access FILE           who may take part         ZMQPIPELINE_ACCESS
 //	-keygen NAME           write a key pair and exit
 //
-// A flag beats its environment variable. The endpoints default to
+// A flag beats its environment variable.
+//
+// # Progress
+//
+// While a run goes, a process shows how far it is. When stdout is a
+// terminal and the run has gone a second, it draws a bar per task type
+// (in a process with the distributor; a count of the results collected or
+// items executed in the others) with items per second and the time left,
+// and leaves the bars' last state above the program's report. Otherwise it
+// prints a line on stderr every -progress-every (5s by default):
+//
+//	progress: 4500/10000 items complete (45.0%), 1200 items/s, 4.6s left
+//
+// -quiet turns both off; so can the build function, with Config.Quiet (a
+// program that prints a line per item, say). The endpoints default to
 // "inproc://PROGRAM/distributor" and "inproc://PROGRAM/collector"; a process that
 // runs one role needs endpoints that other processes reach, "ipc://" or
 // "tcp://", which need the ZeroMQ transport linked in:
@@ -39,6 +56,17 @@
 //
 // (built with CGO_ENABLED=0 that import still compiles, and refuses ipc
 // and tcp at run time with an error that says why).
+//
+// # Status
+//
+// -role status runs nothing: it asks the distributor at -distributor how
+// its run is, prints the answer as a table (see WriteStatus) and exits;
+// with -watch D it prints it again every D until a signal, or until the
+// distributor, its run complete, is gone. -json prints engine.Status as
+// one line of JSON instead. With keys, it needs -key, -distributor-key,
+// and a key that the distributor's access list gives the status role:
+//
+//	prog -role status -distributor tcp://10.0.0.5:5555 -watch 2s
 //
 // # Keys
 //
@@ -56,7 +84,7 @@
 //	prog -role worker -key w1.key_secret -distributor-key dist.key -collector-key coll.key ...
 //
 // The access list (package auth) has one client key per line, with its
-// roles (worker, worker:TYPE, collector, metadata, all) and a name. A
+// roles (worker, worker:TYPE, collector, metadata, status, all) and a name. A
 // distributor or collector process needs -access; a process that
 // connects needs the public key of each process it connects to; a
 // process that runs every role trusts its own key. A peer whose key is
@@ -94,6 +122,7 @@ import (
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
 	"github.com/zmqpipeline/zmqpipeline/transport/auth"
+	"golang.org/x/term"
 )
 
 // Role is what one process of a pipeline program runs.
@@ -106,9 +135,12 @@ const (
 	RoleCollector   Role = "collector"
 	RoleWorker      Role = "worker"
 	RoleMetadata    Role = "metadata"
+	// RoleStatus runs no component: it prints the status of the
+	// distributor's run (see "Status" above).
+	RoleStatus Role = "status"
 )
 
-var roles = []Role{RoleAll, RoleDistributor, RoleCollector, RoleWorker, RoleMetadata}
+var roles = []Role{RoleAll, RoleDistributor, RoleCollector, RoleWorker, RoleMetadata, RoleStatus}
 
 // Exit codes of Main; ExitCode maps Run's error to one.
 const (
@@ -142,6 +174,8 @@ const (
 	EnvGrace       = "ZMQPIPELINE_GRACE"
 	EnvLog         = "ZMQPIPELINE_LOG"
 	EnvMetrics     = "ZMQPIPELINE_METRICS"
+	EnvQuiet       = "ZMQPIPELINE_QUIET"
+	EnvProgress    = "ZMQPIPELINE_PROGRESS_EVERY"
 )
 
 // DefaultGrace is how long a worker process drains on SIGTERM by default.
@@ -218,6 +252,15 @@ type Config struct {
 	// serves its components' Prometheus metrics at /metrics while they
 	// run (see package engine/metrics).
 	Metrics string
+	// Quiet turns off the progress display (-quiet); the build function
+	// may set it. ProgressEvery is how often a progress line is printed
+	// when stdout is not a terminal (-progress-every).
+	Quiet         bool
+	ProgressEvery time.Duration
+	// Watch, with -role status, is how often to print the status again
+	// (0: once); JSON prints it as JSON.
+	Watch time.Duration
+	JSON  bool
 	// Logger logs to stderr at the -log level; every component gets it.
 	Logger *slog.Logger
 	// Security holds the keys (-key, -distributor-key, -collector-key,
@@ -243,6 +286,8 @@ type Process struct {
 	// MetricsAddr is where the process served its metrics (-metrics),
 	// with the port the system picked; "" without.
 	MetricsAddr string
+	// progress is where the process shows its progress; nil for none.
+	progress *progressOutput
 }
 
 // Main parses the program's command line (flag.CommandLine, with the
@@ -258,7 +303,7 @@ type Process struct {
 func Main(build func(*Config) (*Pipeline, error)) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	_, err := run(context.Background(), flag.CommandLine, os.Args[1:], build, sigs)
+	_, err := run(context.Background(), flag.CommandLine, os.Args[1:], build, sigs, stdProgress)
 	signal.Stop(sigs)
 	code := ExitCode(err)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -341,13 +386,15 @@ type flags struct {
 	journal, metrics                         string
 	workers, quorum, maxPeers, maxInFlight   int
 	heartbeat, liveness, rejoin, grace       time.Duration
-	itemTimeout, journalSync                 time.Duration
+	itemTimeout, journalSync, progressEvery  time.Duration
+	watch                                    time.Duration
+	quiet, json                              bool
 	keys                                     keyFlags
 }
 
 // register adds the flags to fs.
 func (f *flags) register(fs *flag.FlagSet, name string) {
-	fs.StringVar(&f.role, "role", string(RoleAll), "what this process runs: all, distributor, collector, worker or metadata (env "+EnvRole+")")
+	fs.StringVar(&f.role, "role", string(RoleAll), "what this process runs: all, distributor, collector, worker or metadata; or status, to print how the distributor's run is (env "+EnvRole+")")
 	fs.StringVar(&f.distributor, "distributor", "inproc://"+name+"/distributor", "the distributor's endpoint: inproc://name, ipc:///path or tcp://host:port (env "+EnvDistributor+")")
 	fs.StringVar(&f.collector, "collector", "inproc://"+name+"/collector", "the collector's endpoint (env "+EnvCollector+")")
 	fs.StringVar(&f.types, "types", "", "comma-separated worker types this process runs; all if empty (env "+EnvTypes+")")
@@ -363,6 +410,10 @@ func (f *flags) register(fs *flag.FlagSet, name string) {
 	fs.DurationVar(&f.rejoin, "rejoin", 0, "worker, collector: how long to wait for a lost distributor to come back; 0 stops at once (env "+EnvRejoin+")")
 	fs.DurationVar(&f.grace, "grace", DefaultGrace, "worker: on SIGINT or SIGTERM, how long to finish the items held before handing back the rest (env "+EnvGrace+")")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics while the components run, ADDR host:port (:0 picks a port, printed on stderr); off if empty (env "+EnvMetrics+")")
+	fs.BoolVar(&f.quiet, "quiet", false, "show no progress: no bar on a terminal, no progress lines otherwise (env "+EnvQuiet+")")
+	fs.DurationVar(&f.progressEvery, "progress-every", DefaultProgressEvery, "when stdout is not a terminal, how often to print a progress line on stderr (env "+EnvProgress+")")
+	fs.DurationVar(&f.watch, "watch", 0, "-role status: print the status again every D until interrupted; 0 prints it once")
+	fs.BoolVar(&f.json, "json", false, "-role status: print the status as JSON, one line each time")
 	fs.StringVar(&f.log, "log", "warn", "log level on stderr: debug, info, warn or error (env "+EnvLog+")")
 	f.keys.register(fs)
 }
@@ -376,28 +427,31 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		str       *string
 		num       *int
 		dur       *time.Duration
+		bool      *bool
 	}{
-		{"role", EnvRole, &f.role, nil, nil},
-		{"distributor", EnvDistributor, &f.distributor, nil, nil},
-		{"collector", EnvCollector, &f.collector, nil, nil},
-		{"types", EnvTypes, &f.types, nil, nil},
-		{"workers", EnvWorkers, nil, &f.workers, nil},
-		{"quorum", EnvQuorum, nil, &f.quorum, nil},
-		{"heartbeat", EnvHeartbeat, nil, nil, &f.heartbeat},
-		{"liveness", EnvLiveness, nil, nil, &f.liveness},
-		{"item-timeout", EnvItemTimeout, nil, nil, &f.itemTimeout},
-		{"max-peers", EnvMaxPeers, nil, &f.maxPeers, nil},
-		{"max-in-flight", EnvMaxInFlight, nil, &f.maxInFlight, nil},
-		{"journal", EnvJournal, &f.journal, nil, nil},
-		{"journal-sync", EnvJournalSync, nil, nil, &f.journalSync},
-		{"rejoin", EnvRejoin, nil, nil, &f.rejoin},
-		{"grace", EnvGrace, nil, nil, &f.grace},
-		{"log", EnvLog, &f.log, nil, nil},
-		{"metrics", EnvMetrics, &f.metrics, nil, nil},
-		{"key", EnvKey, &f.keys.key, nil, nil},
-		{"distributor-key", EnvDistributorKey, &f.keys.distributorKey, nil, nil},
-		{"collector-key", EnvCollectorKey, &f.keys.collectorKey, nil, nil},
-		{"access", EnvAccess, &f.keys.access, nil, nil},
+		{"role", EnvRole, &f.role, nil, nil, nil},
+		{"distributor", EnvDistributor, &f.distributor, nil, nil, nil},
+		{"collector", EnvCollector, &f.collector, nil, nil, nil},
+		{"types", EnvTypes, &f.types, nil, nil, nil},
+		{"workers", EnvWorkers, nil, &f.workers, nil, nil},
+		{"quorum", EnvQuorum, nil, &f.quorum, nil, nil},
+		{"heartbeat", EnvHeartbeat, nil, nil, &f.heartbeat, nil},
+		{"liveness", EnvLiveness, nil, nil, &f.liveness, nil},
+		{"item-timeout", EnvItemTimeout, nil, nil, &f.itemTimeout, nil},
+		{"max-peers", EnvMaxPeers, nil, &f.maxPeers, nil, nil},
+		{"max-in-flight", EnvMaxInFlight, nil, &f.maxInFlight, nil, nil},
+		{"journal", EnvJournal, &f.journal, nil, nil, nil},
+		{"journal-sync", EnvJournalSync, nil, nil, &f.journalSync, nil},
+		{"rejoin", EnvRejoin, nil, nil, &f.rejoin, nil},
+		{"grace", EnvGrace, nil, nil, &f.grace, nil},
+		{"log", EnvLog, &f.log, nil, nil, nil},
+		{"metrics", EnvMetrics, &f.metrics, nil, nil, nil},
+		{"quiet", EnvQuiet, nil, nil, nil, &f.quiet},
+		{"progress-every", EnvProgress, nil, nil, &f.progressEvery, nil},
+		{"key", EnvKey, &f.keys.key, nil, nil, nil},
+		{"distributor-key", EnvDistributorKey, &f.keys.distributorKey, nil, nil, nil},
+		{"collector-key", EnvCollectorKey, &f.keys.collectorKey, nil, nil, nil},
+		{"access", EnvAccess, &f.keys.access, nil, nil, nil},
 	} {
 		val, ok := os.LookupEnv(v.env)
 		if given[v.flag] || !ok || val == "" {
@@ -406,6 +460,12 @@ func (f *flags) fromEnv(fs *flag.FlagSet) error {
 		switch {
 		case v.str != nil:
 			*v.str = val
+		case v.bool != nil:
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return fmt.Errorf("%w: %s=%q is not true or false", ErrUsage, v.env, val)
+			}
+			*v.bool = b
 		case v.num != nil:
 			n, err := strconv.Atoi(val)
 			if err != nil {
@@ -441,9 +501,14 @@ func (f *flags) config() (*Config, error) {
 		Journal:     f.journal,
 		JournalSync: f.journalSync,
 		Metrics:     f.metrics,
+
+		Quiet:         f.quiet,
+		ProgressEvery: f.progressEvery,
+		Watch:         f.watch,
+		JSON:          f.json,
 	}
 	if !slices.Contains(roles, c.Role) {
-		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker or metadata", ErrUsage, f.role)
+		return nil, fmt.Errorf("%w: -role %q: want all, distributor, collector, worker, metadata or status", ErrUsage, f.role)
 	}
 	if c.Workers < 1 {
 		return nil, fmt.Errorf("%w: -workers %d: want at least 1", ErrUsage, c.Workers)
@@ -453,6 +518,12 @@ func (f *flags) config() (*Config, error) {
 	}
 	if c.Rejoin < 0 || c.Grace < 0 || c.ItemTimeout < 0 || c.JournalSync < 0 {
 		return nil, fmt.Errorf("%w: -rejoin %v, -grace %v, -item-timeout %v, -journal-sync %v: want 0 or more", ErrUsage, c.Rejoin, c.Grace, c.ItemTimeout, c.JournalSync)
+	}
+	if c.Watch < 0 {
+		return nil, fmt.Errorf("%w: -watch %v: want 0 or more", ErrUsage, c.Watch)
+	}
+	if c.ProgressEvery <= 0 {
+		return nil, fmt.Errorf("%w: -progress-every %v: want more than 0", ErrUsage, c.ProgressEvery)
 	}
 	if c.MaxPeers < 2 || c.MaxInFlight < 1 {
 		return nil, fmt.Errorf("%w: -max-peers %d, -max-in-flight %d: want at least 2 peers (a worker and the collector) and 1 item", ErrUsage, c.MaxPeers, c.MaxInFlight)
@@ -467,7 +538,12 @@ func (f *flags) config() (*Config, error) {
 			c.Types = append(c.Types, t)
 		}
 	}
-	if c.Role != RoleAll {
+	if c.Role == RoleStatus {
+		c.Endpoints.Collector = "" // not used
+		if strings.HasPrefix(f.distributor, "inproc://") {
+			return nil, fmt.Errorf("%w: -role status asks a distributor in another process: give -distributor its ipc:// or tcp:// endpoint, not %q", ErrUsage, f.distributor)
+		}
+	} else if c.Role != RoleAll {
 		for which, ep := range map[string]string{"-distributor": f.distributor, "-collector": f.collector} {
 			if strings.HasPrefix(ep, "inproc://") {
 				return nil, fmt.Errorf("%w: -role %s runs one part of the pipeline in this process, so the others must reach it: give %s an ipc:// or tcp:// endpoint, not %q", ErrUsage, c.Role, which, ep)
@@ -482,6 +558,34 @@ func (f *flags) config() (*Config, error) {
 	return c, nil
 }
 
+// runStatus is -role status, which a signal stops.
+func runStatus(ctx context.Context, cfg *Config, sigs <-chan os.Signal, w *os.File) error {
+	secure, err := secureTransport(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if sigs != nil {
+		go func() {
+			select {
+			case <-sigs:
+				stop()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	clear := cfg.Watch > 0 && !cfg.JSON && isTerminal(w)
+	return showStatus(ctx, cfg, secure, w, clear)
+}
+
+// isTerminal reports whether f is a terminal that says how wide it is
+// (one that does not, such as a bare pseudo-terminal, cannot show bars).
+func isTerminal(f *os.File) bool {
+	width, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && width > 0
+}
+
 // Run is Main without the exit, for tests and for programs that do more:
 // it adds the flags to fs (so fs can go to Run only once), parses args, calls build with the Config, and
 // runs the components of the chosen role until they complete (nil), ctx
@@ -489,11 +593,23 @@ func (f *flags) config() (*Config, error) {
 // flags and returns flag.ErrHelp. Errors about the command line or the
 // configuration wrap ErrUsage or engine.ErrInvalidConfig.
 func Run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Config) (*Pipeline, error)) (*Process, error) {
-	return run(ctx, fs, args, build, nil)
+	return run(ctx, fs, args, build, nil, stdProgress)
 }
 
-// run is Run; with sigs, it handles the process's signals (watchSignals).
-func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Config) (*Pipeline, error), sigs <-chan os.Signal) (*Process, error) {
+// stdProgress shows progress as bars on stdout when it is a terminal, as
+// lines on stderr otherwise.
+func stdProgress(cfg *Config) progressOutput {
+	out := progressOutput{w: os.Stderr, every: cfg.ProgressEvery, delay: progressDelay}
+	if isTerminal(os.Stdout) {
+		out.w, out.tty = os.Stdout, true
+	}
+	return out
+}
+
+// run is Run; with sigs, it handles the process's signals (watchSignals),
+// and it shows progress where progress says.
+func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Config) (*Pipeline, error), sigs <-chan os.Signal,
+	progress func(*Config) progressOutput) (*Process, error) {
 	if build == nil {
 		return nil, fmt.Errorf("%w: nil build function", ErrUsage)
 	}
@@ -518,6 +634,9 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Confi
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Role == RoleStatus {
+		return nil, runStatus(ctx, cfg, sigs, os.Stdout)
+	}
 	p, err := build(cfg)
 	if err != nil {
 		return nil, err
@@ -532,6 +651,10 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, build func(*Confi
 	proc, err := assemble(cfg, p, secure)
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.Quiet {
+		out := progress(cfg)
+		proc.progress = &out
 	}
 	cfg.Logger.Info("running", "role", cfg.Role, "distributor", cfg.Endpoints.Distributor, "collector", cfg.Endpoints.Collector,
 		"workers", len(proc.Workers))

@@ -169,6 +169,9 @@ func secureTransport(cfg *Config) ([]engine.Option, error) {
 	}
 	var base transport.Transport
 	for _, endpoint := range []string{cfg.Endpoints.Distributor, cfg.Endpoints.Collector} {
+		if endpoint == "" {
+			continue // -role status has no collector
+		}
 		_, t, err := transport.Resolve(endpoint)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUsage, err)

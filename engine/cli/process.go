@@ -174,8 +174,13 @@ func (p *Process) run(ctx context.Context) error {
 		defer stop()
 	}
 	start := time.Now()
+	endProgress := func(bool) {}
+	if p.progress != nil {
+		endProgress = p.showProgress(*p.progress)
+	}
 	err := engine.RunAll(ctx, comps...)
 	p.Elapsed = time.Since(start)
+	endProgress(err == nil)
 	close(done)
 	announcers.Wait()
 	return err

@@ -63,6 +63,21 @@ func testStatusFollowsTheRun(t *testing.T, s Suite) {
 	assert.WithinDuration(t, time.Now(), types["calc"].LastSeen, 5*time.Second)
 	assert.Contains(t, types, "report")
 
+	// An observer gets the same view over the transport (while the items
+	// are held, nothing in it moves but the clock and the rates).
+	remote, err := engine.QueryStatus(ctx, ep.Distributor)
+	require.NoError(t, err)
+	assert.Equal(t, mid.Run, remote.Run)
+	assert.Equal(t, mid.Tasks, remote.Tasks)
+	assert.Equal(t, mid.Collector, remote.Collector)
+	assert.Equal(t, []int64{40, 2, 2, 0}, []int64{remote.Total, remote.Produced, remote.InFlight, remote.Completed})
+	require.Len(t, remote.Workers, 2)
+	for _, w := range remote.Workers {
+		assert.Equal(t, types[w.TaskType].Peer, w.Peer)
+		assert.Equal(t, types[w.TaskType].Handed, w.Handed)
+	}
+	assert.True(t, remote.Started.Equal(mid.Started), "started %v, remotely %v", mid.Started, remote.Started)
+
 	close(release)
 	requireAllNil(t, errs, 4)
 	end := d.Status()

@@ -70,6 +70,8 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 		if err := s.Check(); err != nil {
 			return nil, err
 		}
+		// A line per item would break up the progress bar's lines.
+		cfg.Quiet = cfg.Quiet || s.Verbose
 		check := &orderCheck{n: s.Items}
 		p := &cli.Pipeline{
 			Tasks: []engine.TaskSpec{

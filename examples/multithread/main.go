@@ -29,6 +29,8 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 		if err := s.Check(); err != nil {
 			return nil, err
 		}
+		// A line per item would break up the progress bar's lines.
+		cfg.Quiet = cfg.Quiet || s.Verbose
 		// The goroutine hook: does the work; job.Goroutine is its index.
 		work := func(ctx context.Context, job *engine.Job) (any, error) {
 			if s.Verbose {

@@ -33,6 +33,8 @@ func program(fs *flag.FlagSet) func(*cli.Config) (*cli.Pipeline, error) {
 		if err := s.Check(); err != nil {
 			return nil, err
 		}
+		// A line per item would break up the progress bar's lines.
+		cfg.Quiet = cfg.Quiet || s.Verbose
 		// The worker's execution hook: do the work. Returning nothing
 		// forwards nothing extra to the collector.
 		work := seed.Sleep

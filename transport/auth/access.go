@@ -36,7 +36,8 @@ var (
 //	D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs    metadata                     metadata
 //
 // The roles are worker (of every task type), worker:TYPE (of that type
-// only), collector, metadata, and all.
+// only), collector, metadata, status (an operator's key, which may ask
+// the distributor how the run is and take no part in it), and all.
 type Access struct {
 	byKey map[string]*Entry // by the key in Z85, the principal
 	order []*Entry
@@ -47,7 +48,8 @@ type Entry struct {
 	Key  Key
 	Name string
 	// Roles are the roles as written: "worker", "worker:TYPE",
-	// "collector", "metadata" or "all".
+	// "collector", "metadata", "status" (may ask the distributor for the
+	// run's status, and do nothing else) or "all".
 	Roles []string
 }
 
@@ -60,7 +62,8 @@ func (e *Entry) Allows(role transport.Role, taskType string) bool {
 		case role == transport.RoleWorker && (r == "worker" || r == "worker:"+taskType):
 			return true
 		case role == transport.RoleCollector && r == "collector",
-			role == transport.RoleMetadata && r == "metadata":
+			role == transport.RoleMetadata && r == "metadata",
+			role == transport.RoleObserver && r == "status":
 			return true
 		}
 	}
@@ -107,12 +110,12 @@ func (a *Access) add(e Entry) error {
 
 func checkRole(r string) error {
 	switch {
-	case r == "worker", r == "collector", r == "metadata", r == "all":
+	case r == "worker", r == "collector", r == "metadata", r == "status", r == "all":
 		return nil
 	case strings.HasPrefix(r, "worker:") && len(r) > len("worker:"):
 		return nil
 	}
-	return fmt.Errorf("role %q: want worker, worker:TYPE, collector, metadata or all", r)
+	return fmt.Errorf("role %q: want worker, worker:TYPE, collector, metadata, status or all", r)
 }
 
 // ParseAccess reads an access list in its text form (see Access); source

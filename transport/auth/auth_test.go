@@ -115,7 +115,7 @@ func TestAccessList(t *testing.T) {
 	hashKey := keyWithHash(t)
 	text := `# who may take part
 ` + clientPublic + `   worker:resize,worker:crop  worker-a  # the resizer
-` + serverPublic + `   collector,metadata
+` + serverPublic + `   collector,metadata,status
 #` + clientSecret + ` all  a commented-out line
 ` + hashKey + ` worker  hash#1
 `
@@ -129,6 +129,8 @@ func TestAccessList(t *testing.T) {
 	assert.NoError(t, a.Authorize(clientPublic, transport.RoleWorker, "resize"))
 	assert.NoError(t, a.Authorize(serverPublic, transport.RoleCollector, ""))
 	assert.NoError(t, a.Authorize(serverPublic, transport.RoleMetadata, ""))
+	assert.NoError(t, a.Authorize(serverPublic, transport.RoleObserver, ""))
+	assert.ErrorIs(t, a.Authorize(clientPublic, transport.RoleObserver, ""), auth.ErrForbidden, "status is a role of its own")
 	err = a.Authorize(clientPublic, transport.RoleWorker, "thumbnail")
 	assert.ErrorIs(t, err, auth.ErrForbidden)
 	assert.ErrorContains(t, err, `may not be a worker of task type "thumbnail"; it may be: worker:resize, worker:crop`)

@@ -84,7 +84,7 @@ func newRoleKeys(t *testing.T) roleKeys {
 	rk.access, err = auth.NewAccess(
 		auth.Entry{Key: rk.coll.Public, Name: "collector", Roles: []string{"collector"}},
 		auth.Entry{Key: rk.worker.Public, Name: "worker", Roles: []string{"worker:calc"}},
-		auth.Entry{Key: rk.md.Public, Name: "metadata", Roles: []string{"metadata"}},
+		auth.Entry{Key: rk.md.Public, Name: "metadata", Roles: []string{"metadata", "status"}},
 	)
 	require.NoError(t, err)
 	return rk
@@ -106,7 +106,8 @@ func (rk roleKeys) transport(t *testing.T, ep engine.Endpoints, kp auth.KeyPair)
 // component has its own key, while peers try what their keys do not
 // allow: a key not on the list, a worker key saying hello as the
 // collector, as a worker of another type and as a metadata source, and
-// the collector's key sending results. Each is refused and counted; the
+// the collector's key sending results, a worker key asking for the run's
+// status. Each is refused and counted; the
 // run completes with every item handled once.
 func TestCurveRunAdmitsEachKeyToItsRoleOnly(t *testing.T) {
 	ctx := testCtx(t)
@@ -155,6 +156,13 @@ func TestCurveRunAdmitsEachKeyToItsRoleOnly(t *testing.T) {
 		assert.Equal(t, transport.KindReject, env.Kind, "%v", hello)
 		assert.Equal(t, uint32(transport.RejectForbidden), env.Count, "%v: %s", hello, env.Payload)
 	}
+	// Only a key with the status role may ask how the run is.
+	_, err = engine.QueryStatus(ctx, ep.Distributor, rk.transport(t, ep, rk.worker))
+	assert.ErrorIs(t, err, auth.ErrForbidden)
+	st, err := engine.QueryStatus(ctx, ep.Distributor, rk.transport(t, ep, rk.md))
+	require.NoError(t, err)
+	assert.Equal(t, int64(items), st.Total)
+	assert.Len(t, st.Workers, 1)
 	// The collector's key sends a result: the collector drops it.
 	cc := dialAs(t, ctx, rk, ep, rk.coll, ep.Collector)
 	require.NoError(t, cc.Send(ctx, transport.Envelope{Kind: transport.KindResult, TaskType: "calc", ItemID: 1, Attempt: 1, Count: 3}))
@@ -173,6 +181,7 @@ func TestCurveRunAdmitsEachKeyToItsRoleOnly(t *testing.T) {
 	assert.Equal(t, uint64(3), d.Stats().Ignored[engine.IgnoredRefused], "the three forbidden handshakes")
 	assert.Positive(t, d.Stats().Transport.Dropped["unauthenticated"], "the stranger's key")
 	assert.Equal(t, uint64(1), c.Stats().Ignored[engine.IgnoredForbidden], "the collector key's result")
+	assert.Equal(t, uint64(1), d.Stats().Ignored[engine.IgnoredForbidden], "the worker key's status request")
 }
 
 // dialAs connects to endpoint with key kp.
