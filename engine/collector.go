@@ -32,8 +32,11 @@ type Result struct {
 	TaskType string
 	ItemID   uint64
 	Attempt  int
-	payload  []byte
-	codec    transport.Codec
+	// Trace is the trace context the worker's handler left in Job.Trace
+	// (the item's own, unless the handler replaced it); zero for none.
+	Trace   TraceContext
+	payload []byte
+	codec   transport.Codec
 }
 
 // Decode decodes the value the worker's handler returned into v.
@@ -363,7 +366,7 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 	for i := range valid {
 		it := &valid[i]
 		res := &results[i]
-		*res = Result{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, codec: c.s.codec}
+		*res = Result{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), Trace: decodeTrace(it.Trace), payload: it.Payload, codec: c.s.codec}
 		ack := c.collect(ctx, res, it, env.Count, &cr.done)
 		if debug {
 			c.log.Debug("item collected", "task_type", env.TaskType, "item", it.ID, "attempt", it.Attempt, "flags", ack.Flags)
@@ -414,7 +417,7 @@ func (c *Collector) fail(ctx context.Context, res *Result, msg string, final boo
 		return ack
 	}
 	ack.Flags |= transport.FlagFinal
-	ie := &ItemError{TaskType: res.TaskType, ItemID: res.ItemID, Attempt: res.Attempt, Message: msg}
+	ie := &ItemError{TaskType: res.TaskType, ItemID: res.ItemID, Attempt: res.Attempt, Message: msg, Trace: res.Trace}
 	if c.s.onFailure != nil {
 		if err := protect(func() error { c.s.onFailure(ctx, ie); return nil }); err != nil {
 			c.log.Error("failure handler failed", "err", err)

@@ -36,6 +36,7 @@ type flight struct {
 	ts      *taskState
 	attempt uint32 // of the hand-out in progress, or of the next one while queued
 	payload []byte
+	trace   []byte     // the item's trace context as the wire carries it; nil for none
 	worker  *peerState // the worker of the current attempt; nil while queued
 	queued  bool       // in ts.retry or waiting out a backoff
 	done    bool
@@ -127,7 +128,7 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 			b.items = make([]transport.Item, 0, b.n)
 		}
 		f := h.f
-		b.items = append(b.items, transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Payload: f.payload})
+		b.items = append(b.items, transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Trace: f.trace, Payload: f.payload})
 	}
 	for _, b := range batches {
 		b.p.inBatch = 0
@@ -179,7 +180,12 @@ func (r *distRun) produce(ctx context.Context, ts *taskState) (*flight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task %q: encode item payload with %s: %w", ts.spec.Type, r.d.s.codec.Name(), err)
 	}
+	trace, err := item.Trace.encode()
+	if err != nil {
+		return nil, fmt.Errorf("task %q: next item: %w", ts.spec.Type, err)
+	}
 	f := r.track(ts, r.nextID+1, payload, item.Last)
+	f.trace = trace
 	if err := r.journalProduced(f); err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@
 //
 // Items travel in batches: a work message carries what one dispatch hands
 // one worker, a result message what one executing goroutine finished, an
-// ACK message the ACKs of one result message (PROTOCOL.md, version 4).
+// ACK message the ACKs of one result message (PROTOCOL.md, since version 4).
 // Nothing waits to fill a batch. The distributor hands out, in one message
 // per worker, as many items as the credit that came back with one ACK
 // message allows; executing goroutines put each outcome in the worker's

@@ -56,6 +56,8 @@ type ItemError struct {
 	// Message is the error text: it crossed the wire, so the original error
 	// value is not kept.
 	Message string
+	// Trace is the failed attempt's trace context (see Result.Trace).
+	Trace TraceContext
 }
 
 // Error names the item and says what went wrong.

@@ -29,6 +29,10 @@ type Item struct {
 	Payload any
 	// Last marks the task's last item.
 	Last bool
+	// Trace, if set, is the item's trace context: its worker's handler
+	// finds it in Job.Trace. A run resumed from its journal hands out
+	// the items it had produced before without it.
+	Trace TraceContext
 }
 
 // TaskFunc adapts a function to Task.

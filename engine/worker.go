@@ -34,7 +34,12 @@ type Job struct {
 	// the worker's concurrency less one. It is 0 in the Prepare hook.
 	Goroutine int
 	// Value is what the worker's Prepare hook returned; nil without one.
-	Value   any
+	Value any
+	// Trace is the item's trace context (Item.Trace), if it has one. The
+	// result carries what it holds when the handler returns: a handler
+	// that makes a span sets it to the span's (engine/oteltrace does), so
+	// that the collector's joins it.
+	Trace   TraceContext
 	payload []byte
 	token   transport.Token // its assignment token, repeated in the result
 	// batch is the work message it came in, with what its items share;
@@ -401,7 +406,8 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 	for i := range env.Items {
 		it := &env.Items[i]
 		size += len(it.Payload)
-		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), payload: it.Payload, token: it.Token, batch: jb}
+		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), Trace: decodeTrace(it.Trace),
+			payload: it.Payload, token: it.Token, batch: jb}
 	}
 	r.mu.Lock()
 	r.held[jb] = struct{}{}
@@ -678,6 +684,11 @@ func (r *workerRun) outcomeItem(o outcome, buf []byte) (transport.Item, []byte) 
 	w := r.w
 	it := transport.Item{ID: o.job.ItemID, Attempt: uint32(o.job.Attempt), Token: o.job.token}
 	herr := o.err
+	if trace, err := o.job.Trace.encode(); err != nil {
+		herr = fmt.Errorf("the handler's Job.Trace: %w", err)
+	} else {
+		it.Trace = trace
+	}
 	if herr == nil {
 		start := len(buf)
 		b, err := transport.AppendMarshal(w.s.codec, buf, o.out)

@@ -13,8 +13,9 @@ import (
 // and would be declared gone, so it is refused instead. Version 3 added
 // the assignment token, without which a collector handles no result.
 // Version 4 made work, results and ACKs batches of items (Envelope.Items),
-// and folded failures into results (FlagFailed on an item).
-const Version byte = 4
+// and folded failures into results (FlagFailed on an item). Version 5
+// added an item's trace context (Item.Trace, FlagTraced).
+const Version byte = 5
 
 // Kind says what an envelope is for. The numeric values are part of the wire
 // format and never change meaning.
@@ -165,6 +166,10 @@ const (
 	// FlagDraining on KindReady: the worker takes no more items; it
 	// finishes those it holds, then says goodbye.
 	FlagDraining uint8 = 1 << 4
+	// FlagTraced on an item: it carries a trace context (Item.Trace),
+	// which its encoding puts before its payload. Encoding sets it, from
+	// whether Trace is empty, whatever Flags says.
+	FlagTraced uint8 = 1 << 5
 )
 
 // Envelope is one message between roles. The transport moves envelopes; the
@@ -211,13 +216,32 @@ type Item struct {
 	Flags   uint8
 	// Token is the assignment token of a hand-out, repeated by its
 	// result; zero in an ack.
-	Token   Token
+	Token Token
+	// Trace is the item's W3C trace context, as the engine writes it
+	// (opaque to the transport), in work and result items; empty for
+	// none. At most MaxTraceLen bytes.
+	Trace   []byte
 	Payload []byte
 }
+
+// MaxTraceLen bounds an item's trace context on the wire.
+const MaxTraceLen = 1<<16 - 1
 
 // itemHeaderLen is the encoded size of an item without its payload: id,
 // attempt, flags, token and payload length.
 const itemHeaderLen = 8 + 4 + 1 + TokenLen + 4
+
+// traceLenLen is the size of a traced item's trace length.
+const traceLenLen = 2
+
+// encodedLen is the item's encoded size.
+func (it *Item) encodedLen() int {
+	n := itemHeaderLen + len(it.Payload)
+	if len(it.Trace) > 0 {
+		n += traceLenLen + len(it.Trace)
+	}
+	return n
+}
 
 // TokenLen is the size of an assignment token.
 const TokenLen = 16
@@ -245,7 +269,9 @@ type Token [TokenLen]byte
 //	48     2    task type length n
 //	50     n    task type (UTF-8)
 //	50+n   ...  m items, each: id (8), attempt (4), flags (1), token
-//	            (16), payload length p (4), payload (p)
+//	            (16), payload length p (4), payload (p); when flags has
+//	            FlagTraced, the p bytes are the trace length t (2), the
+//	            trace context (t), and the payload (p-2-t)
 //	...    ...  payload (the rest)
 const headerLen = 50
 
@@ -265,7 +291,7 @@ var (
 func (e *Envelope) EncodedLen() int {
 	n := headerLen + len(e.TaskType) + len(e.Payload)
 	for i := range e.Items {
-		n += itemHeaderLen + len(e.Items[i].Payload)
+		n += e.Items[i].encodedLen()
 	}
 	return n
 }
@@ -292,14 +318,25 @@ func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, e.TaskType...)
 	for i := range e.Items {
 		it := &e.Items[i]
-		if uint64(len(it.Payload)) > math.MaxUint32 {
-			return b, fmt.Errorf("transport: item %d: payload of %d bytes, over %d", it.ID, len(it.Payload), uint32(math.MaxUint32))
+		if n := it.encodedLen() - itemHeaderLen; uint64(n) > math.MaxUint32 {
+			return b, fmt.Errorf("transport: item %d: payload of %d bytes, over %d", it.ID, n, uint32(math.MaxUint32))
+		}
+		if len(it.Trace) > MaxTraceLen {
+			return b, fmt.Errorf("transport: item %d: trace context of %d bytes, over %d", it.ID, len(it.Trace), MaxTraceLen)
+		}
+		flags := it.Flags &^ FlagTraced
+		if len(it.Trace) > 0 {
+			flags |= FlagTraced
 		}
 		b = binary.BigEndian.AppendUint64(b, it.ID)
 		b = binary.BigEndian.AppendUint32(b, it.Attempt)
-		b = append(b, it.Flags)
+		b = append(b, flags)
 		b = append(b, it.Token[:]...)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(it.Payload)))
+		b = binary.BigEndian.AppendUint32(b, uint32(it.encodedLen()-itemHeaderLen))
+		if len(it.Trace) > 0 {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(it.Trace)))
+			b = append(b, it.Trace...)
+		}
 		b = append(b, it.Payload...)
 	}
 	return append(b, e.Payload...), nil
@@ -351,6 +388,11 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 		if p > len(rest)-off {
 			return fmt.Errorf("%w: item %d of %d has a payload of %d bytes, %d left", ErrItems, i+1, m, p, len(rest)-off)
 		}
+		if h[12]&FlagTraced != 0 {
+			if p < traceLenLen || int(binary.BigEndian.Uint16(rest[off:]))+traceLenLen > p {
+				return fmt.Errorf("%w: item %d of %d: its trace context runs past its payload of %d bytes", ErrItems, i+1, m, p)
+			}
+		}
 		items[i] = Item{
 			ID:      binary.BigEndian.Uint64(h[0:8]),
 			Attempt: binary.BigEndian.Uint32(h[8:12]),
@@ -381,10 +423,19 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 	for i := range items {
 		p := int(binary.BigEndian.Uint32(buf[off+29 : off+33]))
 		off += itemHeaderLen
-		if p > 0 {
-			items[i].Payload = buf[off : off+p : off+p]
+		start, end := off, off+p
+		if items[i].Flags&FlagTraced != 0 {
+			t := int(binary.BigEndian.Uint16(buf[start:]))
+			start += traceLenLen
+			if t > 0 {
+				items[i].Trace = buf[start : start+t : start+t]
+			}
+			start += t
 		}
-		off += p
+		if end > start {
+			items[i].Payload = buf[start:end:end]
+		}
+		off = end
 	}
 	if off < len(buf) {
 		e.Payload = buf[off:len(buf):len(buf)]
@@ -404,11 +455,16 @@ func (e *Envelope) Clone() Envelope {
 	}
 	size := len(e.Payload)
 	for i := range e.Items {
-		size += len(e.Items[i].Payload)
+		size += len(e.Items[i].Trace) + len(e.Items[i].Payload)
 	}
 	buf := make([]byte, 0, size)
 	c.Items = make([]Item, len(e.Items))
 	for i, it := range e.Items {
+		if it.Trace != nil {
+			start := len(buf)
+			buf = append(buf, it.Trace...)
+			it.Trace = buf[start:len(buf):len(buf)]
+		}
 		if it.Payload != nil {
 			start := len(buf)
 			buf = append(buf, it.Payload...)
@@ -442,7 +498,7 @@ func (e *Envelope) Split(limit int) ([]Envelope, error) {
 	var parts []Envelope
 	size, from := fixed, 0
 	for i := range e.Items {
-		it := itemHeaderLen + len(e.Items[i].Payload)
+		it := e.Items[i].encodedLen()
 		if fixed+it > limit {
 			return nil, fmt.Errorf("%s: item %d of %d bytes: %w (%d bytes)", e.Kind, e.Items[i].ID, fixed+it, ErrTooLarge, limit)
 		}

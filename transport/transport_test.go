@@ -141,6 +141,8 @@ func TestEnvelopeItemsRoundTrip(t *testing.T) {
 		{ID: 1, Attempt: 1, Token: transport.Token{1, 2}, Payload: []byte{0xc0}},
 		{ID: 2, Attempt: 2, Flags: transport.FlagFailed | transport.FlagPermanent, Payload: []byte("boom")},
 		{ID: 1 << 50, Attempt: 1}, // no payload
+		{ID: 3, Attempt: 1, Flags: transport.FlagTraced, Trace: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\nk=v"), Payload: []byte{0x05}},
+		{ID: 4, Attempt: 1, Flags: transport.FlagTraced, Trace: []byte("t")}, // a trace context, no payload
 	}}
 	b, err := in.MarshalBinary()
 	require.NoError(t, err)
@@ -153,12 +155,35 @@ func TestEnvelopeItemsRoundTrip(t *testing.T) {
 	clear(b)
 	assert.Equal(t, []byte("boom"), out.Items[1].Payload, "decoded payloads do not alias the input")
 
+	out.Items[3].Trace = append(out.Items[3].Trace, 'x')
+	assert.Equal(t, []byte{0x05}, out.Items[3].Payload, "appending to a trace context never writes over the payload")
+
 	c := in.Clone()
 	assert.Equal(t, in, c)
 	c.Items[1].Payload[0] = 'B'
 	c.Items[0].ID = 99
 	assert.Equal(t, []byte("boom"), in.Items[1].Payload, "a clone shares no payload")
 	assert.Equal(t, uint64(1), in.Items[0].ID, "a clone shares no items")
+}
+
+func TestEnvelopeTraceFlagFollowsTheTrace(t *testing.T) {
+	in := transport.Envelope{Kind: transport.KindWork, Items: []transport.Item{
+		{ID: 1, Flags: transport.FlagTraced, Payload: []byte{1}},            // the flag without a trace: not sent
+		{ID: 2, Trace: []byte("00-ab"), Payload: []byte{2}},                 // a trace without the flag: sent
+		{ID: 3, Trace: make([]byte, transport.MaxTraceLen+1), Payload: nil}, // too long
+	}}
+	_, err := in.MarshalBinary()
+	assert.ErrorContains(t, err, "item 3: trace context of 65536 bytes")
+	in.Items = in.Items[:2]
+	b, err := in.MarshalBinary()
+	require.NoError(t, err)
+	var out transport.Envelope
+	require.NoError(t, out.UnmarshalBinary(b))
+	assert.Equal(t, uint8(0), out.Items[0].Flags)
+	assert.Nil(t, out.Items[0].Trace)
+	assert.Equal(t, transport.FlagTraced, out.Items[1].Flags)
+	assert.Equal(t, []byte("00-ab"), out.Items[1].Trace)
+	assert.Equal(t, []byte{2}, out.Items[1].Payload)
 }
 
 func TestEnvelopeRejectsMalformedItems(t *testing.T) {
@@ -171,6 +196,13 @@ func TestEnvelopeRejectsMalformedItems(t *testing.T) {
 		"more items than fit":  mutate(func(b []byte) []byte { b[47] = 2; return b }),
 		"billions of items":    mutate(func(b []byte) []byte { b[44] = 0xff; return b }),
 		"payload past the end": mutate(func(b []byte) []byte { b[len(b)-3] = 0x7f; return b }),
+		// "ok" read as a trace length of 0x6f6b bytes, in a 2-byte payload
+		"trace past the payload": mutate(func(b []byte) []byte { b[len(b)-2-4-16-1] |= transport.FlagTraced; return b }),
+		"traced, payload too short for the length": mutate(func(b []byte) []byte {
+			b[len(b)-2-4-16-1] |= transport.FlagTraced
+			b[len(b)-3] = 1 // a payload of one byte, then a byte of what follows
+			return b[:len(b)-1]
+		}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var e transport.Envelope

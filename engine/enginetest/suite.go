@@ -46,6 +46,8 @@ func Run(t *testing.T, s Suite) {
 		{"ShortItemsGrowTheWindow", testShortItemsGrowTheWindow},
 		{"LargeItemsBoundTheWindow", testLargeItemsBoundTheWindow},
 		{"StatusFollowsTheRun", testStatusFollowsTheRun},
+		{"TraceContextTravelsWithTheItem", testTraceContextTravelsWithTheItem},
+		{"TraceContextTooLongIsAnError", testTraceContextTooLongIsAnError},
 		{"ResultsDoNotWaitForALongItem", testResultsDoNotWaitForALongItem},
 		{"LongItemsKeepTheWindow", testLongItemsKeepTheWindow},
 		{"ConcurrentWorkerHooks", testConcurrentWorkerHooks},

@@ -44,26 +44,32 @@ import zmq.auth
 # The envelope: version, kind, role, flags, attempt, count, run id, item id,
 # token, number of items, task type length; then the task type, the items
 # and the payload. Each item: id, attempt, flags, token, payload length,
-# payload. Big-endian.
-VERSION = 4
+# payload; with FLAG_TRACED, the payload starts with the item's trace
+# context (its length in 2 bytes, then the context). Big-endian.
+VERSION = 5
 HEADER = struct.Struct(">BBBBIIQQ16sIH")
 ITEM = struct.Struct(">QIB16sI")
 NO_TOKEN = bytes(16)
 HELLO, WELCOME, READY, WORK, RESULT = 1, 2, 3, 4, 5
-ACK, METADATA, HEARTBEAT, END, BYE, REJECT, DONE = 7, 8, 9, 10, 11, 12, 13
-KINDS = {HELLO, WELCOME, READY, WORK, RESULT, ACK, METADATA, HEARTBEAT, END, BYE, REJECT, DONE}
+ACK, METADATA, HEARTBEAT, END, BYE, REJECT, DONE, STATUS = 7, 8, 9, 10, 11, 12, 13, 14
+KINDS = {HELLO, WELCOME, READY, WORK, RESULT, ACK, METADATA, HEARTBEAT, END, BYE, REJECT, DONE, STATUS}
 ROLE_WORKER = 1
 REJECT_GONE = 4
 FLAG_FAILED = 1 << 0
 FLAG_PERMANENT = 1 << 3
+FLAG_TRACED = 1 << 5
+TRACE_LEN = struct.Struct(">H")
 
 EXIT_OK, EXIT_FAILED, EXIT_ABORTED, EXIT_STOPPED = 0, 1, 3, 130
 
 
 def encode(kind, role=0, flags=0, attempt=0, count=0, run=0, item=0, token=NO_TOKEN, task_type=b"", items=(), payload=b""):
-    """items: (id, attempt, flags, token, payload) tuples."""
+    """items: (id, attempt, flags, token, trace, payload) tuples."""
     parts = [HEADER.pack(VERSION, kind, role, flags, attempt, count, run, item, token, len(items), len(task_type)), task_type]
-    for i_id, i_attempt, i_flags, i_token, i_payload in items:
+    for i_id, i_attempt, i_flags, i_token, i_trace, i_payload in items:
+        if i_trace:
+            i_flags |= FLAG_TRACED
+            i_payload = TRACE_LEN.pack(len(i_trace)) + i_trace + i_payload
         parts += [ITEM.pack(i_id, i_attempt, i_flags, i_token, len(i_payload)), i_payload]
     parts.append(payload)
     return b"".join(parts)
@@ -85,7 +91,13 @@ def decode(frame):
         off += ITEM.size
         if len(frame) < off + p:
             return None
-        items.append({"id": i_id, "attempt": i_attempt, "flags": i_flags, "token": i_token, "payload": frame[off:off + p]})
+        payload, trace = frame[off:off + p], b""
+        if i_flags & FLAG_TRACED:
+            if p < TRACE_LEN.size or TRACE_LEN.size + TRACE_LEN.unpack_from(payload)[0] > p:
+                return None
+            t = TRACE_LEN.unpack_from(payload)[0]
+            trace, payload = payload[TRACE_LEN.size:TRACE_LEN.size + t], payload[TRACE_LEN.size + t:]
+        items.append({"id": i_id, "attempt": i_attempt, "flags": i_flags, "token": i_token, "trace": trace, "payload": payload})
         off += p
     return {"kind": kind, "role": role, "flags": flags, "attempt": attempt, "count": count, "run": run, "item": item,
             "token": token, "task_type": frame[HEADER.size:HEADER.size + n], "items": items, "payload": frame[off:]}
@@ -239,7 +251,8 @@ class Worker:
         """Executes the items of a work message, sending each outcome as
         soon as it has it: a result of one item, which repeats the work's
         run, task type and count (the attempt limit) and the item's id,
-        attempt and token (without the token the collector drops it)."""
+        attempt and token (without the token the collector drops it), and
+        carries the item's trace context on."""
         for it in env["items"]:
             started = time.monotonic()
             flags = 0
@@ -252,7 +265,7 @@ class Worker:
                 flags = FLAG_FAILED | (FLAG_PERMANENT if isinstance(e, Permanent) else 0)
                 payload = str(e).encode()
             self.coll.send(encode(RESULT, run=env["run"], task_type=env["task_type"], count=env["count"],
-                                  items=[(it["id"], it["attempt"], flags, it["token"], payload)]))
+                                  items=[(it["id"], it["attempt"], flags, it["token"], it["trace"], payload)]))
             self.handled += 1
             self.finished += 1
 
