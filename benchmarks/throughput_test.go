@@ -166,33 +166,59 @@ func RunNoop(ctx context.Context, ep engine.Endpoints, n, workers, goroutines in
 // runItems runs n items of work each (see busy) through a pipeline on ep,
 // with workers of goroutines each, and returns how long the run took.
 func runItems(ctx context.Context, ep engine.Endpoints, n, workers, goroutines int, work time.Duration, distOpts []engine.DistributorOption, workerOpts ...engine.WorkerOption) (time.Duration, error) {
-	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "noop", Task: engine.Items(n, func(int) (any, error) { return nil, nil })}}, distOpts...)
+	p, err := newItemsPipeline(ep, n, workers, goroutines, work, distOpts, workerOpts...)
 	if err != nil {
 		return 0, err
+	}
+	return p.run(ctx)
+}
+
+// itemsPipeline is the pipeline runItems runs.
+type itemsPipeline struct {
+	d       *engine.Distributor
+	c       *engine.Collector
+	workers []*engine.Worker
+	watch   *stopwatch
+	n       int
+}
+
+func newItemsPipeline(ep engine.Endpoints, n, workers, goroutines int, work time.Duration, distOpts []engine.DistributorOption, workerOpts ...engine.WorkerOption) (*itemsPipeline, error) {
+	d, err := engine.NewDistributor(ep, []engine.TaskSpec{{Type: "noop", Task: engine.Items(n, func(int) (any, error) { return nil, nil })}}, distOpts...)
+	if err != nil {
+		return nil, err
 	}
 	watch := &stopwatch{}
 	c, err := engine.NewCollector(ep, watch, engine.WithFinished(watch.finished))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	handler := engine.HandlerFunc(func(context.Context, *engine.Job) (any, error) {
 		busy(work)
 		return nil, nil
 	})
-	comps := []engine.Runner{d, c}
+	p := &itemsPipeline{d: d, c: c, watch: watch, n: n}
 	for range workers {
 		w, err := engine.NewWorker(ep, "noop", handler, append(workerOpts, engine.WithConcurrency(goroutines))...)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
+		p.workers = append(p.workers, w)
+	}
+	return p, nil
+}
+
+// run runs the pipeline and returns how long it took.
+func (p *itemsPipeline) run(ctx context.Context) (time.Duration, error) {
+	comps := []engine.Runner{p.d, p.c}
+	for _, w := range p.workers {
 		comps = append(comps, w)
 	}
 	start := time.Now()
 	if err := engine.RunAll(ctx, comps...); err != nil {
 		return 0, err
 	}
-	if got := watch.results(); got != n {
-		return 0, fmt.Errorf("collected %d of %d results", got, n)
+	if got := p.watch.results(); got != p.n {
+		return 0, fmt.Errorf("collected %d of %d results", got, p.n)
 	}
 	return time.Since(start), nil
 }

@@ -62,6 +62,7 @@ var groups = []group{
 	{`^BenchmarkOverhead$/transport=inproc/item=10ms$`, 200, 20, "items of 10 ms"},
 	{`^BenchmarkStartup$`, 20, 3, "start-up"},
 	{`^BenchmarkDurableRun$`, 200_000, 5_000, "durable runs"},
+	{`^BenchmarkObserved$`, 1_000_000, 20_000, "a run watched: metrics scraped, status asked, every 100 ms"},
 	{`^(BenchmarkRawPushPull|BenchmarkPlainPool)$`, 1_000_000, 20_000, "the ceilings on their own"},
 }
 
