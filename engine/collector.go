@@ -32,11 +32,19 @@ type Result struct {
 	TaskType string
 	ItemID   uint64
 	Attempt  int
-	// Trace is the trace context the worker's handler left in Job.Trace
-	// (the item's own, unless the handler replaced it); zero for none.
-	Trace   TraceContext
-	payload []byte
-	codec   transport.Codec
+	payload  []byte
+	trace    *TraceContext // nil for none
+	codec    transport.Codec
+}
+
+// Trace returns the trace context the result carries: the item's own
+// (Item.Trace), or what the worker's handler set with Job.SetTrace; zero
+// for none.
+func (r *Result) Trace() TraceContext {
+	if r.trace == nil {
+		return TraceContext{}
+	}
+	return *r.trace
 }
 
 // Decode decodes the value the worker's handler returned into v.
@@ -366,7 +374,8 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 	for i := range valid {
 		it := &valid[i]
 		res := &results[i]
-		*res = Result{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), Trace: decodeTrace(it.Trace), payload: it.Payload, codec: c.s.codec}
+		trace, payload, _ := it.SplitTrace() // the transport checked it
+		*res = Result{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), trace: decodeTrace(trace), payload: payload, codec: c.s.codec}
 		ack := c.collect(ctx, res, it, env.Count, &cr.done)
 		if debug {
 			c.log.Debug("item collected", "task_type", env.TaskType, "item", it.ID, "attempt", it.Attempt, "flags", ack.Flags)
@@ -417,7 +426,7 @@ func (c *Collector) fail(ctx context.Context, res *Result, msg string, final boo
 		return ack
 	}
 	ack.Flags |= transport.FlagFinal
-	ie := &ItemError{TaskType: res.TaskType, ItemID: res.ItemID, Attempt: res.Attempt, Message: msg, Trace: res.Trace}
+	ie := &ItemError{TaskType: res.TaskType, ItemID: res.ItemID, Attempt: res.Attempt, Message: msg, Trace: res.Trace()}
 	if c.s.onFailure != nil {
 		if err := protect(func() error { c.s.onFailure(ctx, ie); return nil }); err != nil {
 			c.log.Error("failure handler failed", "err", err)

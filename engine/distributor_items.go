@@ -128,7 +128,12 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 			b.items = make([]transport.Item, 0, b.n)
 		}
 		f := h.f
-		b.items = append(b.items, transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Trace: f.trace, Payload: f.payload})
+		it := transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Payload: f.payload}
+		if f.trace != nil {
+			it.Flags = transport.FlagTraced
+			it.Payload = append(transport.AppendTrace(make([]byte, 0, 2+len(f.trace)+len(f.payload)), f.trace), f.payload...)
+		}
+		b.items = append(b.items, it)
 	}
 	for _, b := range batches {
 		b.p.inBatch = 0

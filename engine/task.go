@@ -30,7 +30,7 @@ type Item struct {
 	// Last marks the task's last item.
 	Last bool
 	// Trace, if set, is the item's trace context: its worker's handler
-	// finds it in Job.Trace. A run resumed from its journal hands out
+	// finds it with Job.Trace. A run resumed from its journal hands out
 	// the items it had produced before without it.
 	Trace TraceContext
 }

@@ -34,13 +34,9 @@ type Job struct {
 	// the worker's concurrency less one. It is 0 in the Prepare hook.
 	Goroutine int
 	// Value is what the worker's Prepare hook returned; nil without one.
-	Value any
-	// Trace is the item's trace context (Item.Trace), if it has one. The
-	// result carries what it holds when the handler returns: a handler
-	// that makes a span sets it to the span's (engine/oteltrace does), so
-	// that the collector's joins it.
-	Trace   TraceContext
+	Value   any
 	payload []byte
+	trace   *TraceContext   // nil for none
 	token   transport.Token // its assignment token, repeated in the result
 	// batch is the work message it came in, with what its items share;
 	// finished, that its outcome went to the collector (both guarded by
@@ -57,6 +53,27 @@ type jobBatch struct {
 	codec transport.Codec
 	run   uint64 // the run the items belong to
 	limit uint32 // their task type's attempt limit
+}
+
+// Trace returns the item's trace context (Item.Trace); zero when it has
+// none.
+func (j *Job) Trace() TraceContext {
+	if j.trace == nil {
+		return TraceContext{}
+	}
+	return *j.trace
+}
+
+// SetTrace sets the trace context the item's result carries to the
+// collector (Result.Trace) in place of the item's own: a handler that
+// makes a span sets it to the span's, so that the collector's joins it
+// (engine/oteltrace does). The zero TraceContext sends none.
+func (j *Job) SetTrace(tc TraceContext) {
+	if tc.IsZero() {
+		j.trace = nil
+		return
+	}
+	j.trace = &tc
 }
 
 // Decode decodes the item's payload into v.
@@ -406,8 +423,9 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 	for i := range env.Items {
 		it := &env.Items[i]
 		size += len(it.Payload)
-		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), Trace: decodeTrace(it.Trace),
-			payload: it.Payload, token: it.Token, batch: jb}
+		trace, payload, _ := it.SplitTrace() // the transport checked it
+		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), trace: decodeTrace(trace),
+			payload: payload, token: it.Token, batch: jb}
 	}
 	r.mu.Lock()
 	r.held[jb] = struct{}{}
@@ -684,30 +702,49 @@ func (r *workerRun) outcomeItem(o outcome, buf []byte) (transport.Item, []byte) 
 	w := r.w
 	it := transport.Item{ID: o.job.ItemID, Attempt: uint32(o.job.Attempt), Token: o.job.token}
 	herr := o.err
-	if trace, err := o.job.Trace.encode(); err != nil {
-		herr = fmt.Errorf("the handler's Job.Trace: %w", err)
-	} else {
-		it.Trace = trace
+	var trace []byte
+	if o.job.trace != nil {
+		var err error
+		if trace, err = o.job.trace.encode(); err != nil && herr == nil {
+			herr = fmt.Errorf("the handler's Job.SetTrace: %w", err)
+		}
 	}
 	if herr == nil {
 		start := len(buf)
+		if trace != nil {
+			buf = transport.AppendTrace(buf, trace)
+			it.Flags = transport.FlagTraced
+		}
 		b, err := transport.AppendMarshal(w.s.codec, buf, o.out)
 		if err != nil {
 			herr = fmt.Errorf("encode result with %s: %w", w.s.codec.Name(), err)
+			buf, it.Flags = buf[:start], 0
 		} else {
 			buf = b
 			it.Payload = buf[start:len(buf):len(buf)]
 		}
 	}
 	if herr != nil {
-		it.Flags = transport.FlagFailed
-		it.Payload = []byte(herr.Error())
-		if errors.Is(herr, ErrPermanent) {
-			it.Flags |= transport.FlagPermanent
-		}
+		it = failedItem(it, trace, herr.Error(), errors.Is(herr, ErrPermanent))
 		w.log.Debug("item failed", "item", o.job.ItemID, "err", herr)
 	}
 	return it, buf
+}
+
+// failedItem returns it as a failure: the error text msg as its payload,
+// after trace (if any).
+func failedItem(it transport.Item, trace []byte, msg string, permanent bool) transport.Item {
+	it.Flags = transport.FlagFailed
+	if permanent {
+		it.Flags |= transport.FlagPermanent
+	}
+	if trace != nil {
+		it.Flags |= transport.FlagTraced
+		it.Payload = append(transport.AppendTrace(make([]byte, 0, 2+len(trace)+len(msg)), trace), msg...)
+	} else {
+		it.Payload = []byte(msg)
+	}
+	return it
 }
 
 // sendOne sends one item of a result message on its own; a result too
@@ -716,8 +753,8 @@ func (r *workerRun) sendOne(ctx context.Context, env transport.Envelope, it tran
 	env.Items = []transport.Item{it}
 	err := r.coll.Send(ctx, env)
 	if errors.Is(err, transport.ErrTooLarge) && it.Flags&transport.FlagFailed == 0 {
-		it.Flags = transport.FlagFailed | transport.FlagPermanent
-		it.Payload = []byte(fmt.Sprintf("result of %d bytes: %v", len(it.Payload), err))
+		trace, payload, _ := it.SplitTrace()
+		it = failedItem(it, trace, fmt.Sprintf("result of %d bytes: %v", len(payload), err), true)
 		env.Items[0] = it
 		err = r.coll.Send(ctx, env)
 	}

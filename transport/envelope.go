@@ -14,7 +14,7 @@ import (
 // the assignment token, without which a collector handles no result.
 // Version 4 made work, results and ACKs batches of items (Envelope.Items),
 // and folded failures into results (FlagFailed on an item). Version 5
-// added an item's trace context (Item.Trace, FlagTraced).
+// added an item's trace context (FlagTraced).
 const Version byte = 5
 
 // Kind says what an envelope is for. The numeric values are part of the wire
@@ -166,9 +166,8 @@ const (
 	// FlagDraining on KindReady: the worker takes no more items; it
 	// finishes those it holds, then says goodbye.
 	FlagDraining uint8 = 1 << 4
-	// FlagTraced on an item: it carries a trace context (Item.Trace),
-	// which its encoding puts before its payload. Encoding sets it, from
-	// whether Trace is empty, whatever Flags says.
+	// FlagTraced on an item: its Payload starts with a trace context
+	// (see AppendTrace and Item.SplitTrace).
 	FlagTraced uint8 = 1 << 5
 )
 
@@ -217,10 +216,8 @@ type Item struct {
 	// Token is the assignment token of a hand-out, repeated by its
 	// result; zero in an ack.
 	Token Token
-	// Trace is the item's W3C trace context, as the engine writes it
-	// (opaque to the transport), in work and result items; empty for
-	// none. At most MaxTraceLen bytes.
-	Trace   []byte
+	// Payload is the item's payload; with FlagTraced, it starts with the
+	// item's trace context (SplitTrace), as the wire has it.
 	Payload []byte
 }
 
@@ -235,12 +232,36 @@ const itemHeaderLen = 8 + 4 + 1 + TokenLen + 4
 const traceLenLen = 2
 
 // encodedLen is the item's encoded size.
-func (it *Item) encodedLen() int {
-	n := itemHeaderLen + len(it.Payload)
-	if len(it.Trace) > 0 {
-		n += traceLenLen + len(it.Trace)
+func (it *Item) encodedLen() int { return itemHeaderLen + len(it.Payload) }
+
+// AppendTrace appends to b the start of a traced item's payload: the
+// length of trace (at most MaxTraceLen bytes) and trace. The caller
+// appends the payload itself after it, and sets FlagTraced on the item.
+// Trace contexts are opaque to the transport: the engine writes a W3C
+// traceparent value, and a newline and the tracestate value if any.
+func AppendTrace(b, trace []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(trace)))
+	return append(b, trace...)
+}
+
+// SplitTrace returns the trace context and the payload of an item with
+// FlagTraced, and nil and the whole payload of one without. Every item
+// UnmarshalBinary returned has a well-formed trace context; on any other,
+// ok is false when its payload cannot hold the one it says it starts with.
+func (it *Item) SplitTrace() (trace, payload []byte, ok bool) {
+	if it.Flags&FlagTraced == 0 {
+		return nil, it.Payload, true
 	}
-	return n
+	p := it.Payload
+	if len(p) < traceLenLen {
+		return nil, nil, false
+	}
+	t := int(binary.BigEndian.Uint16(p))
+	if traceLenLen+t > len(p) {
+		return nil, nil, false
+	}
+	end := traceLenLen + t
+	return p[traceLenLen:end:end], p[end:], true
 }
 
 // TokenLen is the size of an assignment token.
@@ -318,25 +339,17 @@ func (e *Envelope) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, e.TaskType...)
 	for i := range e.Items {
 		it := &e.Items[i]
-		if n := it.encodedLen() - itemHeaderLen; uint64(n) > math.MaxUint32 {
-			return b, fmt.Errorf("transport: item %d: payload of %d bytes, over %d", it.ID, n, uint32(math.MaxUint32))
+		if uint64(len(it.Payload)) > math.MaxUint32 {
+			return b, fmt.Errorf("transport: item %d: payload of %d bytes, over %d", it.ID, len(it.Payload), uint32(math.MaxUint32))
 		}
-		if len(it.Trace) > MaxTraceLen {
-			return b, fmt.Errorf("transport: item %d: trace context of %d bytes, over %d", it.ID, len(it.Trace), MaxTraceLen)
-		}
-		flags := it.Flags &^ FlagTraced
-		if len(it.Trace) > 0 {
-			flags |= FlagTraced
+		if _, _, ok := it.SplitTrace(); !ok {
+			return b, fmt.Errorf("transport: item %d: traced, but its payload does not start with a trace context", it.ID)
 		}
 		b = binary.BigEndian.AppendUint64(b, it.ID)
 		b = binary.BigEndian.AppendUint32(b, it.Attempt)
-		b = append(b, flags)
+		b = append(b, it.Flags)
 		b = append(b, it.Token[:]...)
-		b = binary.BigEndian.AppendUint32(b, uint32(it.encodedLen()-itemHeaderLen))
-		if len(it.Trace) > 0 {
-			b = binary.BigEndian.AppendUint16(b, uint16(len(it.Trace)))
-			b = append(b, it.Trace...)
-		}
+		b = binary.BigEndian.AppendUint32(b, uint32(len(it.Payload)))
 		b = append(b, it.Payload...)
 	}
 	return append(b, e.Payload...), nil
@@ -389,7 +402,8 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 			return fmt.Errorf("%w: item %d of %d has a payload of %d bytes, %d left", ErrItems, i+1, m, p, len(rest)-off)
 		}
 		if h[12]&FlagTraced != 0 {
-			if p < traceLenLen || int(binary.BigEndian.Uint16(rest[off:]))+traceLenLen > p {
+			traced := Item{Flags: h[12], Payload: rest[off : off+p]}
+			if _, _, ok := traced.SplitTrace(); !ok {
 				return fmt.Errorf("%w: item %d of %d: its trace context runs past its payload of %d bytes", ErrItems, i+1, m, p)
 			}
 		}
@@ -423,19 +437,10 @@ func (e *Envelope) UnmarshalBinary(data []byte) error {
 	for i := range items {
 		p := int(binary.BigEndian.Uint32(buf[off+29 : off+33]))
 		off += itemHeaderLen
-		start, end := off, off+p
-		if items[i].Flags&FlagTraced != 0 {
-			t := int(binary.BigEndian.Uint16(buf[start:]))
-			start += traceLenLen
-			if t > 0 {
-				items[i].Trace = buf[start : start+t : start+t]
-			}
-			start += t
+		if p > 0 {
+			items[i].Payload = buf[off : off+p : off+p]
 		}
-		if end > start {
-			items[i].Payload = buf[start:end:end]
-		}
-		off = end
+		off += p
 	}
 	if off < len(buf) {
 		e.Payload = buf[off:len(buf):len(buf)]
@@ -455,16 +460,11 @@ func (e *Envelope) Clone() Envelope {
 	}
 	size := len(e.Payload)
 	for i := range e.Items {
-		size += len(e.Items[i].Trace) + len(e.Items[i].Payload)
+		size += len(e.Items[i].Payload)
 	}
 	buf := make([]byte, 0, size)
 	c.Items = make([]Item, len(e.Items))
 	for i, it := range e.Items {
-		if it.Trace != nil {
-			start := len(buf)
-			buf = append(buf, it.Trace...)
-			it.Trace = buf[start:len(buf):len(buf)]
-		}
 		if it.Payload != nil {
 			start := len(buf)
 			buf = append(buf, it.Payload...)

@@ -141,8 +141,6 @@ func TestEnvelopeItemsRoundTrip(t *testing.T) {
 		{ID: 1, Attempt: 1, Token: transport.Token{1, 2}, Payload: []byte{0xc0}},
 		{ID: 2, Attempt: 2, Flags: transport.FlagFailed | transport.FlagPermanent, Payload: []byte("boom")},
 		{ID: 1 << 50, Attempt: 1}, // no payload
-		{ID: 3, Attempt: 1, Flags: transport.FlagTraced, Trace: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\nk=v"), Payload: []byte{0x05}},
-		{ID: 4, Attempt: 1, Flags: transport.FlagTraced, Trace: []byte("t")}, // a trace context, no payload
 	}}
 	b, err := in.MarshalBinary()
 	require.NoError(t, err)
@@ -155,9 +153,6 @@ func TestEnvelopeItemsRoundTrip(t *testing.T) {
 	clear(b)
 	assert.Equal(t, []byte("boom"), out.Items[1].Payload, "decoded payloads do not alias the input")
 
-	out.Items[3].Trace = append(out.Items[3].Trace, 'x')
-	assert.Equal(t, []byte{0x05}, out.Items[3].Payload, "appending to a trace context never writes over the payload")
-
 	c := in.Clone()
 	assert.Equal(t, in, c)
 	c.Items[1].Payload[0] = 'B'
@@ -166,24 +161,34 @@ func TestEnvelopeItemsRoundTrip(t *testing.T) {
 	assert.Equal(t, uint64(1), in.Items[0].ID, "a clone shares no items")
 }
 
-func TestEnvelopeTraceFlagFollowsTheTrace(t *testing.T) {
-	in := transport.Envelope{Kind: transport.KindWork, Items: []transport.Item{
-		{ID: 1, Flags: transport.FlagTraced, Payload: []byte{1}},            // the flag without a trace: not sent
-		{ID: 2, Trace: []byte("00-ab"), Payload: []byte{2}},                 // a trace without the flag: sent
-		{ID: 3, Trace: make([]byte, transport.MaxTraceLen+1), Payload: nil}, // too long
-	}}
-	_, err := in.MarshalBinary()
-	assert.ErrorContains(t, err, "item 3: trace context of 65536 bytes")
-	in.Items = in.Items[:2]
+func TestEnvelopeTracedItems(t *testing.T) {
+	trace := []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\nk=v")
+	traced := transport.Item{ID: 3, Attempt: 1, Flags: transport.FlagTraced, Payload: append(transport.AppendTrace(nil, trace), 0x05)}
+	got, payload, ok := traced.SplitTrace()
+	require.True(t, ok)
+	assert.Equal(t, trace, got)
+	assert.Equal(t, []byte{0x05}, payload)
+	plain := transport.Item{ID: 4, Payload: []byte{0x06}}
+	got, payload, ok = plain.SplitTrace()
+	assert.True(t, ok)
+	assert.Nil(t, got, "an item without the flag has none")
+	assert.Equal(t, []byte{0x06}, payload)
+
+	in := transport.Envelope{Kind: transport.KindWork, Items: []transport.Item{traced, plain,
+		{ID: 5, Flags: transport.FlagTraced, Payload: transport.AppendTrace(nil, []byte("t"))}}} // a trace, no payload
 	b, err := in.MarshalBinary()
 	require.NoError(t, err)
 	var out transport.Envelope
 	require.NoError(t, out.UnmarshalBinary(b))
-	assert.Equal(t, uint8(0), out.Items[0].Flags)
-	assert.Nil(t, out.Items[0].Trace)
-	assert.Equal(t, transport.FlagTraced, out.Items[1].Flags)
-	assert.Equal(t, []byte("00-ab"), out.Items[1].Trace)
-	assert.Equal(t, []byte{2}, out.Items[1].Payload)
+	assert.Equal(t, in, out)
+	got, payload, ok = out.Items[2].SplitTrace()
+	require.True(t, ok)
+	assert.Equal(t, []byte("t"), got)
+	assert.Empty(t, payload)
+
+	bad := transport.Envelope{Kind: transport.KindWork, Items: []transport.Item{{ID: 9, Flags: transport.FlagTraced, Payload: []byte{0, 9, 1}}}}
+	_, err = bad.MarshalBinary()
+	assert.ErrorContains(t, err, "item 9: traced, but its payload does not start with a trace context")
 }
 
 func TestEnvelopeRejectsMalformedItems(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 )
 
 // testTraceContextTravelsWithTheItem: an item's trace context reaches its
-// handler, and what the handler leaves in Job.Trace reaches the collector
+// handler, and what the handler sets with Job.SetTrace reaches the collector
 // (a failure's too); items without one carry none.
 func testTraceContextTravelsWithTheItem(t *testing.T, s Suite) {
 	ep := s.NewEndpoints(t)
@@ -44,13 +44,13 @@ func testTraceContextTravelsWithTheItem(t *testing.T, s Suite) {
 		if i%3 != 0 {
 			want = engine.TraceContext{Parent: parent(i), State: fmt.Sprintf("k=%d,other=v", i)}
 		}
-		if job.Trace != want {
+		if job.Trace() != want {
 			mu.Lock()
-			wrong = append(wrong, fmt.Sprintf("item %d: the handler got %+v, want %+v", i, job.Trace, want))
+			wrong = append(wrong, fmt.Sprintf("item %d: the handler got %+v, want %+v", i, job.Trace(), want))
 			mu.Unlock()
 		}
 		if i%3 != 0 {
-			job.Trace = engine.TraceContext{Parent: parent(1000 + i)} // the handler's own span, say
+			job.SetTrace(engine.TraceContext{Parent: parent(1000 + i)}) // the handler's own span, say
 		}
 		if i == items-1 {
 			return nil, fmt.Errorf("item %d fails: %w", i, engine.ErrPermanent)
@@ -65,7 +65,7 @@ func testTraceContextTravelsWithTheItem(t *testing.T, s Suite) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		collected[i] = res.Trace
+		collected[i] = res.Trace()
 		return nil, nil
 	}), engine.WithFailureHandler(func(_ context.Context, ie *engine.ItemError) {
 		mu.Lock()

@@ -107,14 +107,14 @@ func (t *Tracing) Item(ctx context.Context, taskType string, payload any) engine
 
 // Handler returns h wrapped in a "work" span per attempt, the child of
 // the item's trace context; the handler's context carries the span, and
-// the result carries its trace context (Job.Trace) to the collector. An
+// the result carries its trace context (Job.SetTrace) to the collector. An
 // error from h sets the span's status.
 func (t *Tracing) Handler(h engine.Handler) engine.Handler {
 	return engine.HandlerFunc(func(ctx context.Context, job *engine.Job) (any, error) {
-		ctx, span := t.tracer.Start(Extract(ctx, job.Trace), "zmqpipeline work "+job.TaskType,
+		ctx, span := t.tracer.Start(Extract(ctx, job.Trace()), "zmqpipeline work "+job.TaskType,
 			trace.WithSpanKind(trace.SpanKindConsumer), attrs(job.TaskType, job.ItemID, job.Attempt))
 		defer span.End()
-		job.Trace = Inject(ctx)
+		job.SetTrace(Inject(ctx))
 		out, err := h.Handle(ctx, job)
 		if err != nil {
 			span.RecordError(err)
@@ -129,7 +129,7 @@ func (t *Tracing) Handler(h engine.Handler) engine.Handler {
 // not trace).
 func (t *Tracing) ResultHandler(h engine.ResultHandler) engine.ResultHandler {
 	return engine.ResultFunc(func(ctx context.Context, res *engine.Result) (any, error) {
-		ctx, span := t.tracer.Start(Extract(ctx, res.Trace), "zmqpipeline collect "+res.TaskType,
+		ctx, span := t.tracer.Start(Extract(ctx, res.Trace()), "zmqpipeline collect "+res.TaskType,
 			trace.WithSpanKind(trace.SpanKindConsumer), attrs(res.TaskType, res.ItemID, res.Attempt))
 		defer span.End()
 		out, err := h.HandleResult(ctx, res)
