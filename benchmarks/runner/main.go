@@ -306,7 +306,7 @@ func table(w io.Writer, rep Report, med []Result) {
 				fmt.Fprintf(w, "| %s | %s %s |\n", r.Name, strconv.FormatFloat(v, 'f', 2, 64), unit)
 			}
 		}
-		if r.Params["benchmark"] == "DurableRun" || r.Params["benchmark"] == "PlainPool" {
+		if b := r.Params["benchmark"]; b == "DurableRun" || b == "PlainPool" || b == "Observed" {
 			fmt.Fprintf(w, "| %s | %s items/s |\n", r.Name, thousands(r.Metrics["items/s"]))
 		}
 	}
