@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/zmqpipeline/zmqpipeline/engine"
 )
@@ -254,4 +255,51 @@ func ExampleDistributor_Status() {
 	// 25 of 25 items complete, 0 in flight
 	// fetch: complete, 20 of 20, depends on []
 	// index: complete, 5 of 5, depends on [fetch]
+}
+
+// QueryStatus asks a distributor how its run is, as an operator's tool in
+// another process does (here over the in-process transport; an ipc:// or
+// tcp:// endpoint works the same way).
+func ExampleQueryStatus() {
+	ep := engine.InProcess("example-query-status")
+	dist, err := engine.NewDistributor(ep, []engine.TaskSpec{
+		{Type: "fetch", Task: engine.Items(10, func(i int) (any, error) { return i, nil })},
+	})
+	if err != nil {
+		panic(err)
+	}
+	release := make(chan struct{})
+	worker, err := engine.NewWorker(ep, "fetch", engine.HandlerFunc(func(ctx context.Context, _ *engine.Job) (any, error) {
+		select { // hold the items until the status was read
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}))
+	if err != nil {
+		panic(err)
+	}
+	collector, err := engine.NewCollector(ep, engine.ResultFunc(func(context.Context, *engine.Result) (any, error) { return nil, nil }))
+	if err != nil {
+		panic(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- engine.RunAll(context.Background(), dist, worker, collector) }()
+	<-worker.Joined()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := engine.QueryStatus(ctx, ep.Distributor)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("run begun: %v, %d items, %d complete\n", st.Run != "", st.Total, st.Completed)
+	fmt.Printf("%s: %s\n", st.Tasks[0].Type, st.Tasks[0].State)
+	close(release)
+	if err := <-ran; err != nil {
+		panic(err)
+	}
+	// Output:
+	// run begun: true, 10 items, 0 complete
+	// fetch: running
 }
