@@ -31,8 +31,10 @@ func showStatus(ctx context.Context, cfg *Config, opts []engine.Option, w io.Wri
 		st, err := engine.QueryStatus(qctx, cfg.Endpoints.Distributor, opts...)
 		cancel()
 		switch {
-		case err != nil && ctx.Err() != nil:
+		case err != nil && ctx.Err() != nil && last != nil:
 			return nil // stopped by a signal while watching
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("stopped before the distributor answered: %w", context.Cause(ctx))
 		case err != nil && last != nil && runComplete(*last):
 			fmt.Fprintln(w, "the run completed; the distributor is gone")
 			return nil
