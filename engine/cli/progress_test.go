@@ -280,3 +280,38 @@ func TestStatusRolePrintsTheRun(t *testing.T) {
 		assert.Contains(t, out, "the run completed; the distributor is gone")
 	}
 }
+
+// TestProgressOfACollectorOrWorkersAlone: a process without the
+// distributor counts what its collector collected or its workers
+// executed, and measures the rate itself.
+func TestProgressOfACollectorOrWorkersAlone(t *testing.T) {
+	release := make(chan struct{})
+	close(release)
+	p := heldPipeline(15, 0, release)
+	ep := engine.InProcess("progress-alone")
+	d, err := engine.NewDistributor(ep, p.Tasks)
+	require.NoError(t, err)
+	c, err := engine.NewCollector(ep, p.Collector)
+	require.NoError(t, err)
+	var workers []*engine.Worker
+	for _, k := range p.Workers {
+		w, err := engine.NewWorker(ep, k.Type, k.Handler)
+		require.NoError(t, err)
+		workers = append(workers, w)
+	}
+	collectorAlone := &progressMeter{proc: &Process{Collector: c}}
+	workersAlone := &progressMeter{proc: &Process{Workers: workers}}
+	start := time.Now()
+	collectorAlone.read(start)
+	workersAlone.read(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, engine.RunAll(ctx, d, c, workers[0], workers[1]))
+
+	later := start.Add(2 * time.Second) // as if read two seconds on
+	v := collectorAlone.read(later)
+	assert.Equal(t, progressView{noun: "results collected", done: 30, total: -1, produced: 30, rate: 15}, v)
+	assert.Equal(t, "progress: 30 results collected, 15.0 items/s", progressLine(v))
+	v = workersAlone.read(later)
+	assert.Equal(t, "progress: 30 items executed, 15.0 items/s", progressLine(v))
+}
