@@ -369,8 +369,8 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 		}
 		valid = append(valid, it)
 	}
-	acks := make([]transport.Item, 0, len(valid)) // handed over with the ACK message
-	results := make([]Result, len(valid))         // one allocation for the batch
+	acks := getItems(len(valid))          // handed over with the ACK message
+	results := make([]Result, len(valid)) // one allocation for the batch
 	for i := range valid {
 		it := &valid[i]
 		res := &results[i]
@@ -383,6 +383,7 @@ func (c *Collector) collectAll(ctx context.Context, env transport.Envelope, cr *
 		acks = append(acks, ack)
 	}
 	c.count(env.TaskType, acks)
+	putItems(env.Items) // read: the results keep their payloads, not the items
 	return acks
 }
 

@@ -125,7 +125,7 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 	for _, h := range out {
 		b := &batches[h.p.inBatch-1]
 		if b.items == nil {
-			b.items = make([]transport.Item, 0, b.n)
+			b.items = getItems(b.n)
 		}
 		f := h.f
 		it := transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Payload: f.payload}
@@ -262,6 +262,7 @@ func (r *distRun) onAcks(ctx context.Context, p *peerState, env transport.Envelo
 			touched = append(touched, ts)
 		}
 	}
+	putItems(env.Items) // read: nothing of the ACKs is kept but their data
 	for _, ts := range touched {
 		if err := r.dispatch(ctx, ts); err != nil {
 			return err

@@ -427,6 +427,7 @@ func (r *workerRun) take(ctx context.Context, jobs *jobQueue, env transport.Enve
 		batch[i] = Job{TaskType: env.TaskType, ItemID: it.ID, Attempt: int(it.Attempt), trace: decodeTrace(trace),
 			payload: payload, token: it.Token, batch: jb}
 	}
+	putItems(env.Items) // read: the jobs keep the payloads, not the items
 	r.mu.Lock()
 	r.held[jb] = struct{}{}
 	r.mu.Unlock()
@@ -663,7 +664,7 @@ func (r *workerRun) finish(ctx context.Context, batch []outcome) error {
 	// attempt limit) and each item's token, which shows it was handed out.
 	job := batch[0].job
 	env := transport.Envelope{Kind: transport.KindResult, TaskType: job.TaskType, Run: job.batch.run, Count: job.batch.limit,
-		Items: make([]transport.Item, len(batch)), Handover: true}
+		Items: getItems(len(batch))[:len(batch)], Handover: true}
 	var buf []byte
 	for i, o := range batch {
 		env.Items[i], buf = r.outcomeItem(o, buf)
