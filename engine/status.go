@@ -35,8 +35,9 @@ type Status struct {
 	Remaining time.Duration
 	// Tasks are the task types, in the order they were registered.
 	Tasks []TaskStatus
-	// Workers are the workers connected at the last heartbeat interval,
-	// and Collector the collector's peer id ("" while there is none).
+	// Workers are the workers connected at the last heartbeat interval
+	// (or status request), and Collector the collector's peer id, as
+	// WorkerStatus.Peer gives it ("" while there is none).
 	Workers   []WorkerStatus
 	Collector string
 	// Stats is what the distributor dropped and ignored (Stats).
@@ -103,8 +104,10 @@ type TaskStatus struct {
 
 // WorkerStatus is one connected worker's part of a Status.
 type WorkerStatus struct {
-	// Peer is the worker's id on the distributor's listener; TaskType the
-	// type it executes.
+	// Peer is the worker's id on the distributor's listener as the logs
+	// print it, a ZeroMQ peer's cut to its first 16 hex digits (enough to
+	// find it in the logs, not to pose as it); TaskType the type it
+	// executes.
 	Peer     string
 	TaskType string
 	// Window is the credit the worker announced (its goroutines and
@@ -144,6 +147,20 @@ type progressSample struct {
 	completed int64
 }
 
+// peerName is how Status names a peer: its id as the logs print it, cut
+// to its first 8 bytes (16 hex digits) when the id is binary, as a
+// ZeroMQ peer's 16 random bytes are. That tells peers apart and finds
+// them in the logs, and, since a status answer goes to whoever asks (see
+// QueryStatus), does not hand out what would let a peer without keys
+// pose as another once it is gone.
+func peerName(id transport.PeerID) string {
+	s := id.String()
+	if s != string(id) && len(s) > 16 {
+		return s[:16]
+	}
+	return s
+}
+
 // workerRate measures a worker's rate from the items it said it finished,
 // over the last rateSamples heartbeat intervals.
 type workerRate struct {
@@ -177,7 +194,7 @@ const rateSamples = 10
 func (r *distRun) publishPeers(now time.Time, sample bool) {
 	v := &peerView{}
 	if r.collector != "" {
-		v.collector = r.collector.String()
+		v.collector = peerName(r.collector)
 	}
 	for _, p := range r.peers {
 		if p.role != transport.RoleWorker || !p.welcomed {
@@ -187,7 +204,7 @@ func (r *distRun) publishPeers(now time.Time, sample bool) {
 			p.rate.add(now, p.progress)
 		}
 		v.workers = append(v.workers, WorkerStatus{
-			Peer: p.id.String(), TaskType: p.taskType, Window: int(p.window), Granted: p.granted,
+			Peer: peerName(p.id), TaskType: p.taskType, Window: int(p.window), Granted: p.granted,
 			Handed: p.handed, Finished: p.progress, Rate: p.rate.last, Draining: p.draining,
 			LastSeen: now.Add(-time.Duration(r.tick-p.seen) * r.d.s.heartbeat),
 		})

@@ -254,8 +254,8 @@ func TestStatusRolePrintsTheRun(t *testing.T) {
 	assert.Regexp(t, `(?m)^TASK +STATE +DEPENDS ON +TOTAL +PRODUCED +IN FLIGHT +COMPLETE +FAILED +RETRIED +REDELIVERED$`, table)
 	assert.Regexp(t, `(?m)^first +complete +- +20 +20 +0 +20 +0 +0 +0$`, table)
 	assert.Regexp(t, `(?m)^WORKER +TYPE +WINDOW +GRANTED +HANDED +FINISHED +ITEMS/S +LAST SEEN +DRAINING$`, table)
-	assert.Regexp(t, `(?m)^[0-9a-f]{32} +second +\d+ +\d+ +\d+ +\d+ +\d+ +[0-9.]+m?s ago +no$`, table)
-	assert.Regexp(t, `(?m)^collector: [0-9a-f]{32}; dropped: none; ignored: none$`, table)
+	assert.Regexp(t, `(?m)^[0-9a-f]{16} +second +\d+ +\d+ +\d+ +\d+ +\d+ +[0-9.]+m?s ago +no$`, table)
+	assert.Regexp(t, `(?m)^collector: [0-9a-f]{16}; dropped: none; ignored: none$`, table)
 
 	js, err := status("-json")
 	require.NoError(t, err)
