@@ -131,7 +131,7 @@ func (r *distRun) dispatch(ctx context.Context, ts *taskState) error {
 		it := transport.Item{ID: f.id, Attempt: f.attempt, Token: r.signer.token(signing, f.id, f.attempt), Payload: f.payload}
 		if f.trace != nil {
 			it.Flags = transport.FlagTraced
-			it.Payload = append(transport.AppendTrace(make([]byte, 0, 2+len(f.trace)+len(f.payload)), f.trace), f.payload...)
+			it.Payload = transport.TracedPayload(f.trace, f.payload)
 		}
 		b.items = append(b.items, it)
 	}

@@ -719,7 +719,7 @@ func (r *workerRun) outcomeItem(o outcome, buf []byte) (transport.Item, []byte) 
 		b, err := transport.AppendMarshal(w.s.codec, buf, o.out)
 		if err != nil {
 			herr = fmt.Errorf("encode result with %s: %w", w.s.codec.Name(), err)
-			buf, it.Flags = buf[:start], 0
+			buf = buf[:start] // failedItem puts the trace before the error instead
 		} else {
 			buf = b
 			it.Payload = buf[start:len(buf):len(buf)]
@@ -741,7 +741,7 @@ func failedItem(it transport.Item, trace []byte, msg string, permanent bool) tra
 	}
 	if trace != nil {
 		it.Flags |= transport.FlagTraced
-		it.Payload = append(transport.AppendTrace(make([]byte, 0, 2+len(trace)+len(msg)), trace), msg...)
+		it.Payload = transport.TracedPayload(trace, []byte(msg))
 	} else {
 		it.Payload = []byte(msg)
 	}

@@ -244,6 +244,13 @@ func AppendTrace(b, trace []byte) []byte {
 	return append(b, trace...)
 }
 
+// TracedPayload returns the payload of a traced item: trace (as
+// AppendTrace writes it), then payload, in one new slice.
+func TracedPayload(trace, payload []byte) []byte {
+	b := AppendTrace(make([]byte, 0, traceLenLen+len(trace)+len(payload)), trace)
+	return append(b, payload...)
+}
+
 // SplitTrace returns the trace context and the payload of an item with
 // FlagTraced, and nil and the whole payload of one without. Every item
 // UnmarshalBinary returned has a well-formed trace context; on any other,

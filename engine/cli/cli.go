@@ -33,7 +33,15 @@
 //	-access FILE           who may take part         ZMQPIPELINE_ACCESS
 //	-keygen NAME           write a key pair and exit
 //
-// A flag beats its environment variable.
+// A flag beats its environment variable. The endpoints default to
+// "inproc://PROGRAM/distributor" and "inproc://PROGRAM/collector"; a process that
+// runs one role needs endpoints that other processes reach, "ipc://" or
+// "tcp://", which need the ZeroMQ transport linked in:
+//
+//	import _ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
+//
+// (built with CGO_ENABLED=0 that import still compiles, and refuses ipc
+// and tcp at run time with an error that says why).
 //
 // # Progress
 //
@@ -47,15 +55,7 @@
 //	progress: 4500/10000 items complete (45.0%), 1200 items/s, 4.6s left
 //
 // -quiet turns both off; so can the build function, with Config.Quiet (a
-// program that prints a line per item, say). The endpoints default to
-// "inproc://PROGRAM/distributor" and "inproc://PROGRAM/collector"; a process that
-// runs one role needs endpoints that other processes reach, "ipc://" or
-// "tcp://", which need the ZeroMQ transport linked in:
-//
-//	import _ "github.com/zmqpipeline/zmqpipeline/transport/zmqtransport"
-//
-// (built with CGO_ENABLED=0 that import still compiles, and refuses ipc
-// and tcp at run time with an error that says why).
+// program that prints a line per item, say).
 //
 // # Status
 //

@@ -148,11 +148,7 @@ func progressLine(v progressView) string {
 	var b strings.Builder
 	b.WriteString("progress: ")
 	if v.total >= 0 {
-		pct := 100.0
-		if v.total > 0 {
-			pct = 100 * float64(v.done) / float64(v.total)
-		}
-		fmt.Fprintf(&b, "%d/%d %s (%.1f%%)", v.done, v.total, v.noun, pct)
+		fmt.Fprintf(&b, "%d/%d %s (%.1f%%)", v.done, v.total, v.noun, percent(v.done, v.total))
 	} else {
 		fmt.Fprintf(&b, "%d %s", v.done, v.noun)
 	}
@@ -170,6 +166,14 @@ func progressLine(v progressView) string {
 		}
 	}
 	return b.String()
+}
+
+// percent is done of total in percent; 100 for a total of none.
+func percent(done, total int64) float64 {
+	if total <= 0 {
+		return 100
+	}
+	return 100 * float64(done) / float64(total)
 }
 
 func rateText(rate float64) string {

@@ -106,11 +106,7 @@ func WriteStatus(w io.Writer, endpoint string, st engine.Status) error {
 		fmt.Fprintf(&b, "distributor %s, run %s: %s for %s\n", endpoint, st.Run, state, st.Elapsed.Round(100*time.Millisecond))
 	}
 	if st.Total >= 0 {
-		pct := 100.0
-		if st.Total > 0 {
-			pct = 100 * float64(st.Completed) / float64(st.Total)
-		}
-		fmt.Fprintf(&b, "items: %d/%d complete (%.1f%%)", st.Completed, st.Total, pct)
+		fmt.Fprintf(&b, "items: %d/%d complete (%.1f%%)", st.Completed, st.Total, percent(st.Completed, st.Total))
 	} else {
 		fmt.Fprintf(&b, "items: %d complete of %d produced so far", st.Completed, st.Produced)
 	}
